@@ -1,0 +1,116 @@
+"""Convolution and linear layers with PyTorch semantics (explicit padding, torch default init).
+
+Parameters are named ``kernel`` (HWIO for convs, (in, out) for dense) and ``bias`` so that a torch
+``weight``/``bias`` pair converts with one transpose.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Padding = int | tuple[int, int] | Sequence[tuple[int, int]]
+Initializer = Any
+
+
+def torch_default_kernel_init(key, shape, dtype=jnp.float32):
+  """torch.nn.Conv2d / Linear default: kaiming_uniform(a=√5) == U(±1/√fan_in)."""
+  fan_in = math.prod(shape[:-1])  # HWI of HWIO, or I of (I, O)
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+  return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def kaiming_normal_fan_in(key, shape, dtype=jnp.float32):
+  """torch.nn.init.kaiming_normal_(mode='fan_in', nonlinearity='relu') (StarGAN v2's he_init)."""
+  fan_in = math.prod(shape[:-1])
+  return jax.random.normal(key, shape, dtype) * math.sqrt(2.0 / fan_in)
+
+
+def _torch_bias_init(fan_in: int):
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def normalize_padding(padding: Padding) -> tuple[tuple[int, int], tuple[int, int]]:
+  """int p -> ((p, p), (p, p)); (ph, pw) -> ((ph, ph), (pw, pw)); pairs pass through."""
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  padding = tuple(padding)
+  if len(padding) == 2 and all(isinstance(p, int) for p in padding):
+    return ((padding[0], padding[0]), (padding[1], padding[1]))
+  if len(padding) == 2 and all(len(p) == 2 for p in padding):
+    return (tuple(padding[0]), tuple(padding[1]))
+  raise ValueError(f"padding must be an int, (ph, pw) or ((top, bottom), (left, right)); got {padding!r}")
+
+
+class Conv2d(nn.Module):
+  """NHWC 2-D convolution that pads exactly like ``torch.nn.Conv2d(padding=p)`` (never 'SAME')."""
+  features: int
+  kernel_size: int | tuple[int, int]
+  stride: int | tuple[int, int] = 1
+  padding: Padding = 0
+  dilation: int | tuple[int, int] = 1
+  groups: int = 1
+  use_bias: bool = True
+  padding_mode: str = "zeros"  # torch padding_mode: 'zeros' | 'reflect' | 'replicate'
+  kernel_init: Initializer | None = None
+  bias_init: Initializer | None = None
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kh, kw = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else self.kernel_size
+    stride = (self.stride,) * 2 if isinstance(self.stride, int) else tuple(self.stride)
+    dilation = (self.dilation,) * 2 if isinstance(self.dilation, int) else tuple(self.dilation)
+    cin = x.shape[-1]
+    if cin % self.groups:
+      raise ValueError(f"{self.name}: input channels {cin} not divisible by groups {self.groups}")
+    kshape = (kh, kw, cin // self.groups, self.features)
+    kernel = self.param("kernel", self.kernel_init or torch_default_kernel_init, kshape, self.param_dtype)
+    pads = normalize_padding(self.padding)
+    if self.padding_mode != "zeros" and any(p for pair in pads for p in pair):
+      mode = {"reflect": "reflect", "replicate": "edge"}[self.padding_mode]
+      x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), mode=mode)
+      pads = ((0, 0), (0, 0))
+    dtype = self.dtype or x.dtype
+    y = jax.lax.conv_general_dilated(
+        x.astype(dtype), kernel.astype(dtype), window_strides=stride, padding=pads,
+        rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=self.groups, precision=self.precision)
+    if self.use_bias:
+      fan_in = kh * kw * cin // self.groups
+      bias = self.param("bias", self.bias_init or _torch_bias_init(fan_in), (self.features,), self.param_dtype)
+      y = y + bias.astype(dtype)
+    return y
+
+
+class Linear(nn.Module):
+  """``torch.nn.Linear`` with torch default init; kernel is (in, out) = torch weight.T."""
+  features: int
+  use_bias: bool = True
+  kernel_init: Initializer | None = None
+  bias_init: Initializer | None = None
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    fan_in = x.shape[-1]
+    kernel = self.param("kernel", self.kernel_init or torch_default_kernel_init, (fan_in, self.features),
+                        self.param_dtype)
+    dtype = self.dtype or x.dtype
+    y = jnp.matmul(x.astype(dtype), kernel.astype(dtype), precision=self.precision)
+    if self.use_bias:
+      bias = self.param("bias", self.bias_init or _torch_bias_init(fan_in), (self.features,), self.param_dtype)
+      y = y + bias.astype(dtype)
+    return y
