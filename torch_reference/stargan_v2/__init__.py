@@ -1,0 +1,1 @@
+"""PyTorch StarGAN v2 reference (official state_dict layout)."""
