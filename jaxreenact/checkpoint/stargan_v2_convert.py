@@ -130,8 +130,16 @@ def infer_config(state_dicts: Mapping[str, Mapping[str, Any]], source: str = "ch
     kw["num_domains"] = len({k.split(".")[1] for k in mn if k.startswith("unshared.")})
   elif "discriminator" in sds:
     kw["num_domains"] = shape("discriminator", f"main.{int(np.log2(img_size)) + 2}.weight")[0]
-  widths = [to_numpy(v).shape[0] for k, v in sds[ref].items() if k.endswith("conv2.weight")]
-  kw["max_conv_dim"] = max(widths) if widths else 512
+  # The bottleneck width is min(max_conv_dim, 1024) in G and min(max_conv_dim, 4096) in E/D.
+  n_trunk = int(np.log2(img_size)) - 2
+  widths = []
+  if "generator" in sds:
+    n_enc = len({k.split(".")[1] for k in sds["generator"] if k.startswith("encode.")})
+    widths.append(shape("generator", f"encode.{n_enc - 1}.conv2.weight")[0])
+  for mod, prefix in (("style_encoder", "shared"), ("discriminator", "main")):
+    if mod in sds:
+      widths.append(shape(mod, f"{prefix}.{n_trunk + 2}.weight")[0])
+  kw["max_conv_dim"] = max(widths)
   if "generator" in sds:
     g = sds["generator"]
     n_enc = len({k.split(".")[1] for k in g if k.startswith("encode.")})
