@@ -10,6 +10,7 @@ Example launch commands:
   python -m launch.train --config configs/stargan_v2.py:tiny --workdir /tmp/tiny --config.train.steps=20
 """
 import ml_collections
+from ml_collections import config_dict
 
 VARIANTS = ("celeba_hq", "afhq", "expressions", "tiny")
 
@@ -22,7 +23,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model_name = "stargan_v2"
   c.variant = variant
   c.model = ml_collections.ConfigDict(dict(img_size=256, num_domains=2, latent_dim=16, style_dim=64,
-                                           max_conv_dim=512, w_hpf=1.0))
+                                           max_conv_dim=512, w_hpf=1.0,
+                                           base_dim=config_dict.placeholder(int)))  # None = official 2**14//img
   # core/solver.py + main.py defaults
   c.train = ml_collections.ConfigDict(dict(
       batch_size=8, steps=100_000, lr=1e-4, f_lr=1e-6, beta1=0.0, beta2=0.99, eps=1e-8, weight_decay=1e-4,
@@ -37,6 +39,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.update(num_domains=7, w_hpf=0.0)
     c.train.update(lambda_ds=3.0, lambda_sty=3.0, lambda_cyc=3.0)
   elif variant == "tiny":
-    c.model.update(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0.0)
+    c.model.update(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0.0, base_dim=16)
     c.train.update(batch_size=4, steps=20, ds_iter=20, log_every=5, sample_every=10, save_every=10)
   return c

@@ -13,15 +13,15 @@ torch = pytest.importorskip("torch")
 from torch_reference.stargan_v2 import losses as tlosses  # noqa: E402
 from torch_reference.stargan_v2 import model as tmodel  # noqa: E402
 
-# 64 px exercises both high-pass masks (32 and 64 px); max_conv_dim 64 keeps it cheap.
-HPF = stargan_v2.Config(img_size=64, num_domains=3, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=1)
+# 64 px exercises both high-pass masks (32 and 64 px); base_dim 32 keeps it cheap. The w_hpf=0 case keeps the
+# official base width (2**14 // 32 = 512 channels).
+HPF = stargan_v2.Config(img_size=64, num_domains=3, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=1, base_dim=32)
 NOHPF = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=16, style_dim=64, max_conv_dim=128, w_hpf=0)
 
 
 def _torch_nets(cfg, seed=0):
   torch.manual_seed(seed)
-  nets = tmodel.build_nets(cfg.img_size, cfg.num_domains, cfg.latent_dim, cfg.style_dim, cfg.max_conv_dim,
-                           cfg.w_hpf, he=True)
+  nets = tmodel.build_nets_from_config(cfg, he=True)
   g = torch.Generator().manual_seed(seed + 1)
   with torch.no_grad():
     for net in nets.values():

@@ -122,7 +122,14 @@ def infer_config(state_dicts: Mapping[str, Mapping[str, Any]], source: str = "ch
   else:
     dim_in = shape(ref, ("shared" if ref == "style_encoder" else "main") + ".0.weight")[0]
   img_size = 2**14 // dim_in
+  for mod, prefix in (("style_encoder", "shared"), ("discriminator", "main")):
+    if mod in sds:  # the E/D trunk has log2(img_size) - 2 ResBlks: img_size without assuming the base width
+      n_blocks = len({k.split(".")[1] for k in sds[mod] if k.startswith(prefix + ".") and ".conv1." in k})
+      img_size = 2**(n_blocks + 2)
+      break
   kw: dict[str, Any] = {"img_size": img_size}
+  if dim_in != 2**14 // img_size:
+    kw["base_dim"] = dim_in
   if "mapping_network" in sds:
     mn = sds["mapping_network"]
     kw["latent_dim"] = shape("mapping_network", "shared.0.weight")[1]

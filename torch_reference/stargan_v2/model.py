@@ -98,9 +98,10 @@ def _log2(n: int) -> int:
 
 
 class Generator(nn.Module):
-  def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1):
+  def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1,
+               base_dim: int | None = None):
     super().__init__()
-    dim = 2**14 // img_size
+    dim = 2**14 // img_size if base_dim is None else base_dim  # base_dim: our knob for cheap configs
     self.img_size = img_size
     self.from_rgb = nn.Conv2d(3, dim, kernel_size=3, padding=1)
     self.encode, self.decode = nn.ModuleList(), nn.ModuleList()
@@ -154,8 +155,8 @@ class MappingNetwork(nn.Module):
     return _gather_domain(torch.stack([head(h) for head in self.unshared], dim=1), y)
 
 
-def _trunk(img_size: int, max_conv_dim: int):
-  dim = 2**14 // img_size
+def _trunk(img_size: int, max_conv_dim: int, base_dim: int | None = None):
+  dim = 2**14 // img_size if base_dim is None else base_dim
   layers = [nn.Conv2d(3, dim, 3, 1, 1)]
   dim_out = dim
   for _ in range(_log2(img_size) - 2):
@@ -167,9 +168,10 @@ def _trunk(img_size: int, max_conv_dim: int):
 
 
 class StyleEncoder(nn.Module):
-  def __init__(self, img_size: int = 256, style_dim: int = 64, num_domains: int = 2, max_conv_dim: int = 512):
+  def __init__(self, img_size: int = 256, style_dim: int = 64, num_domains: int = 2, max_conv_dim: int = 512,
+               base_dim: int | None = None):
     super().__init__()
-    layers, dim_out = _trunk(img_size, max_conv_dim)
+    layers, dim_out = _trunk(img_size, max_conv_dim, base_dim)
     self.shared = nn.Sequential(*layers)
     self.unshared = nn.ModuleList(nn.Linear(dim_out, style_dim) for _ in range(num_domains))
 
@@ -179,9 +181,10 @@ class StyleEncoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-  def __init__(self, img_size: int = 256, num_domains: int = 2, max_conv_dim: int = 512):
+  def __init__(self, img_size: int = 256, num_domains: int = 2, max_conv_dim: int = 512,
+               base_dim: int | None = None):
     super().__init__()
-    layers, dim_out = _trunk(img_size, max_conv_dim)
+    layers, dim_out = _trunk(img_size, max_conv_dim, base_dim)
     self.main = nn.Sequential(*layers, nn.Conv2d(dim_out, num_domains, 1, 1, 0))
 
   def forward(self, x, y):
@@ -197,15 +200,21 @@ def he_init(module: nn.Module) -> None:
 
 
 def build_nets(img_size=256, num_domains=2, latent_dim=16, style_dim=64, max_conv_dim=512, w_hpf=1,
-               he: bool = True) -> dict[str, nn.Module]:
+               he: bool = True, base_dim: int | None = None) -> dict[str, nn.Module]:
   """The four trainable networks (FAN lives in ``wing.py``)."""
   nets = {
-      "generator": Generator(img_size, style_dim, max_conv_dim, w_hpf),
+      "generator": Generator(img_size, style_dim, max_conv_dim, w_hpf, base_dim),
       "mapping_network": MappingNetwork(latent_dim, style_dim, num_domains),
-      "style_encoder": StyleEncoder(img_size, style_dim, num_domains, max_conv_dim),
-      "discriminator": Discriminator(img_size, num_domains, max_conv_dim),
+      "style_encoder": StyleEncoder(img_size, style_dim, num_domains, max_conv_dim, base_dim),
+      "discriminator": Discriminator(img_size, num_domains, max_conv_dim, base_dim),
   }
   if he:
     for n in nets.values():
       n.apply(he_init)
   return nets
+
+
+def build_nets_from_config(cfg, he: bool = True) -> dict[str, nn.Module]:
+  """``build_nets`` from a ``jaxreenact.models.stargan_v2.Config`` (or anything with the same fields)."""
+  return build_nets(cfg.img_size, cfg.num_domains, cfg.latent_dim, cfg.style_dim, cfg.max_conv_dim, cfg.w_hpf,
+                    he=he, base_dim=getattr(cfg, "base_dim", None))

@@ -29,6 +29,7 @@ class Config:
   style_dim: int = 64
   max_conv_dim: int = 512
   w_hpf: float = 1.0
+  base_dim: int | None = None  # not in the official code (always 2**14 // img_size); set only for cheap configs
 
   def __post_init__(self):
     size = self.img_size
@@ -38,6 +39,8 @@ class Config:
       raise ValueError(f"img_size {size} needs w_hpf > 0 (the w_hpf=0 generator has no blocks below 32 px)")
     if self.num_domains < 1:
       raise ValueError(f"num_domains must be >= 1, got {self.num_domains}")
+    if self.base_dim is not None and self.base_dim < 1:
+      raise ValueError(f"base_dim must be positive or None, got {self.base_dim}")
     for f in ("latent_dim", "style_dim", "max_conv_dim"):
       if getattr(self, f) < 1:
         raise ValueError(f"{f} must be positive, got {getattr(self, f)}")
@@ -75,13 +78,13 @@ def build(cfg: Config, init: str = "he", dtype: Any = None, param_dtype: Any = j
     fan = FAN(dtype=dtype, param_dtype=param_dtype)
   return Nets(
       generator=Generator(img_size=cfg.img_size, style_dim=cfg.style_dim, max_conv_dim=cfg.max_conv_dim,
-                          w_hpf=cfg.w_hpf, **kw),
+                          w_hpf=cfg.w_hpf, base_dim=cfg.base_dim, **kw),
       mapping_network=MappingNetwork(latent_dim=cfg.latent_dim, style_dim=cfg.style_dim,
                                      num_domains=cfg.num_domains, **kw),
       style_encoder=StyleEncoder(img_size=cfg.img_size, style_dim=cfg.style_dim, num_domains=cfg.num_domains,
-                                 max_conv_dim=cfg.max_conv_dim, **kw),
+                                 max_conv_dim=cfg.max_conv_dim, base_dim=cfg.base_dim, **kw),
       discriminator=Discriminator(img_size=cfg.img_size, num_domains=cfg.num_domains,
-                                  max_conv_dim=cfg.max_conv_dim, **kw),
+                                  max_conv_dim=cfg.max_conv_dim, base_dim=cfg.base_dim, **kw),
       fan=fan)
 
 

@@ -116,9 +116,14 @@ class AdainResBlk(_Base):
     return (h + sc) / math.sqrt(2)
 
 
-def generator_layout(img_size: int, max_conv_dim: int, w_hpf: float):
+def base_width(img_size: int, base_dim: int | None) -> int:
+  """Official width of from_rgb: 2**14 // img_size; ``base_dim`` overrides it (cheap test/CPU configs only)."""
+  return 2**14 // img_size if base_dim is None else base_dim
+
+
+def generator_layout(img_size: int, max_conv_dim: int, w_hpf: float, base_dim: int | None = None):
   """(dim_in of from_rgb, [(dim_in, dim_out, downsample)] of the encoder, decoder list in run order)."""
-  dim_in = 2**14 // img_size
+  dim_in = base_width(img_size, base_dim)
   base = dim_in
   repeat_num = int(np.log2(img_size)) - 4 + (1 if w_hpf > 0 else 0)
   encode, decode = [], []
@@ -140,6 +145,7 @@ class Generator(_Base):
   style_dim: int = 64
   max_conv_dim: int = 512
   w_hpf: float = 1.0
+  base_dim: int | None = None
 
   @nn.compact
   def __call__(self, x: Array, s: Array, masks: tuple[Array, Array] | None = None) -> Array:
@@ -150,7 +156,7 @@ class Generator(_Base):
                        f"got {x.shape}")
     if masks is not None and self.w_hpf <= 0:
       raise ValueError("masks were given but w_hpf == 0: the generator has no high-pass path")
-    base, enc, dec = generator_layout(self.img_size, self.max_conv_dim, self.w_hpf)
+    base, enc, dec = generator_layout(self.img_size, self.max_conv_dim, self.w_hpf, self.base_dim)
     x = self.conv(base, 3, 1, "from_rgb")(x)
     cache = {}
     for i, (di, do, down) in enumerate(enc):
@@ -195,8 +201,8 @@ class MappingNetwork(_Base):
     return jnp.take_along_axis(out, y.astype(jnp.int32)[:, None, None], axis=1)[:, 0]
 
 
-def _trunk_layout(img_size: int, max_conv_dim: int):
-  dim_in = 2**14 // img_size
+def _trunk_layout(img_size: int, max_conv_dim: int, base_dim: int | None = None):
+  dim_in = base_width(img_size, base_dim)
   base = dim_in
   blocks = []
   dim_out = dim_in
@@ -212,13 +218,14 @@ class _Trunk(_Base):
   img_size: int = 256
   max_conv_dim: int = 512
   prefix: str = "shared"
+  base_dim: int | None = None
 
   def trunk(self, x: Array) -> tuple[Array, int]:
     """Called from the subclass's compact ``__call__``; returns features and the block count."""
     if x.shape[1] != self.img_size or x.shape[2] != self.img_size or x.shape[3] != 3:
       raise ValueError(f"{type(self).__name__}(img_size={self.img_size}) expects (B, {self.img_size}, "
                        f"{self.img_size}, 3), got {x.shape}")
-    base, blocks, dim_out = _trunk_layout(self.img_size, self.max_conv_dim)
+    base, blocks, dim_out = _trunk_layout(self.img_size, self.max_conv_dim, self.base_dim)
     p = self.prefix
     x = self.conv(base, 3, 1, f"{p}_0")(x)
     for i, (di, do) in enumerate(blocks):
