@@ -1,13 +1,15 @@
 r"""StarGAN v2 experiment configs (big_vision style: one ``get_config(arg)``, variants via ``arg``).
 
-Variants: ``celeba_hq`` (256 px, 2 domains, w_hpf=1, λ all 1), ``afhq`` (256 px, 3 domains, w_hpf=0, λ_ds=2),
-``expressions`` (the study's 7-emotion run: λ_cyc=λ_sty=λ_ds=3), ``tiny`` (CPU smoke runs and CI).
+Variants:
+  celeba_hq    256 px, 2 domains, w_hpf=1 (needs wing.ckpt: --config.wing_path), λ all 1 (official)
+  afhq         256 px, 3 domains, w_hpf=0, λ_ds=2 (official)
+  expressions  the study's Table 12: 7 emotion domains (48×48 grayscale faces upsampled to 256), λ_cyc=λ_sty=λ_ds=3
+  tiny         32 px, narrow (base_dim 16, max_conv_dim 64): CPU smoke runs and CI
 
 Example launch commands:
-  python -m launch.convert --model stargan_v2 --torch_ckpt expr/checkpoints/celeba_hq/100000_nets_ema.ckpt \
-      --config configs/stargan_v2.py:celeba_hq --out ckpt/celeba_hq
-  python -m launch.train --config configs/stargan_v2.py:afhq --workdir runs/afhq
-  python -m launch.train --config configs/stargan_v2.py:tiny --workdir /tmp/tiny --config.train.steps=20
+  python -m launch.train --config configs/stargan_v2.py:tiny --workdir runs/sg_tiny
+  python -m launch.train --config configs/stargan_v2.py:afhq --workdir runs/afhq --config.data_dir=/data/tfds
+  python -m launch.train --config configs/stargan_v2.py:tiny --workdir /tmp/t --config.total_steps=20 --dry_run
 """
 import ml_collections
 from ml_collections import config_dict
@@ -22,23 +24,38 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model_name = "stargan_v2"
   c.variant = variant
+  # Top-level run fields shared by every config in configs/.
+  c.total_steps = 100_000
+  c.batch_size = 8
+  c.seed = 777
+  c.checkpoint_every = 10_000
+  c.sample_every = 5_000
+  c.log_every = 10
+  c.data_dir = config_dict.placeholder(str)  # None = the embedded sample data (launch.prepare_data sample)
+  c.split = "train"
+  c.keep_checkpoints = 3
+  c.num_devices = 0  # 0 = every device of every host
   c.model = ml_collections.ConfigDict(dict(img_size=256, num_domains=2, latent_dim=16, style_dim=64,
                                            max_conv_dim=512, w_hpf=1.0,
                                            base_dim=config_dict.placeholder(int)))  # None = official 2**14//img
   # core/solver.py + main.py defaults
-  c.train = ml_collections.ConfigDict(dict(
-      batch_size=8, steps=100_000, lr=1e-4, f_lr=1e-6, beta1=0.0, beta2=0.99, eps=1e-8, weight_decay=1e-4,
-      ema_beta=0.999, lambda_reg=1.0, lambda_sty=1.0, lambda_ds=1.0, lambda_cyc=1.0, ds_iter=100_000,
-      seed=777, log_every=10, sample_every=5_000, save_every=10_000, keep=3))
-  c.data = ml_collections.ConfigDict(dict(data_dir="", split="train", prob_crop=0.5))
-  c.wing_path = ""  # FAN weights (wing.ckpt) for w_hpf > 0; required to train/sample with masks
+  c.hparams = ml_collections.ConfigDict(dict(
+      lr=1e-4, f_lr=1e-6, beta1=0.0, beta2=0.99, eps=1e-8, weight_decay=1e-4, ema_beta=0.999, lambda_reg=1.0,
+      lambda_sty=1.0, lambda_ds=1.0, lambda_cyc=1.0, ds_iter=100_000))
+  c.crop_prob = 0.5
+  c.wing_path = config_dict.placeholder(str)  # FAN weights (official wing.ckpt); required when w_hpf > 0
   if variant == "afhq":
     c.model.update(num_domains=3, w_hpf=0.0)
-    c.train.lambda_ds = 2.0
+    c.hparams.lambda_ds = 2.0
   elif variant == "expressions":
     c.model.update(num_domains=7, w_hpf=0.0)
-    c.train.update(lambda_ds=3.0, lambda_sty=3.0, lambda_cyc=3.0)
+    c.hparams.update(lambda_ds=3.0, lambda_sty=3.0, lambda_cyc=3.0)
   elif variant == "tiny":
     c.model.update(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0.0, base_dim=16)
-    c.train.update(batch_size=4, steps=20, ds_iter=20, log_every=5, sample_every=10, save_every=10)
+    c.total_steps = 200
+    c.batch_size = 8
+    c.hparams.ds_iter = 200
+    c.checkpoint_every = 100
+    c.sample_every = 100
+    c.log_every = 10
   return c

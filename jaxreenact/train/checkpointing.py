@@ -1,0 +1,81 @@
+"""One Orbax ``CheckpointManager`` holding the training state *and* the data iterator state.
+
+Saves are atomic (Orbax writes to a temporary directory and renames it when complete), so a process killed during
+a save leaves the previous checkpoint intact; interval and keep-N policies come from the manager options.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def _is_key(x) -> bool:
+  return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _keys_to_data(tree):
+  """Typed PRNG keys are stored as their raw uint32 data (Orbax stores plain arrays)."""
+  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def _data_to_keys(tree, like):
+  return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, tree, like)
+
+
+class CheckpointManager:
+  """``save(step, state, data_state)`` at an interval, ``restore(abstract_state)`` of the latest good step."""
+
+  def __init__(self, directory: str | os.PathLike, save_every: int, keep: int = 3):
+    self.directory = os.path.abspath(os.fspath(directory))
+    options = ocp.CheckpointManagerOptions(save_interval_steps=max(1, int(save_every)), max_to_keep=keep,
+                                           create=True, enable_async_checkpointing=False)
+    self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+
+  def should_save(self, step: int) -> bool:
+    return self._mngr.should_save(int(step))
+
+  def latest_step(self) -> int | None:
+    return self._mngr.latest_step()
+
+  def save(self, step: int, state: Any, data_state: dict | None = None, force: bool = False) -> bool:
+    args = ocp.args.Composite(state=ocp.args.StandardSave(_keys_to_data(state)),
+                              data=ocp.args.JsonSave(_jsonable(data_state or {})))
+    return self._mngr.save(int(step), args=args, force=force)
+
+  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict] | None:
+    """Returns (step, state, data_state) or None when the directory holds no checkpoint.
+
+    ``abstract_state``: a state (or ``jax.eval_shape`` of one) whose shardings/dtypes the restore follows.
+    """
+    step = self._mngr.latest_step() if step is None else step
+    if step is None:
+      return None
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _keys_to_data(abstract_state))
+    restored = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                                data=ocp.args.JsonRestore()))
+    return step, _data_to_keys(restored["state"], abstract_state), dict(restored["data"] or {})
+
+  def wait(self) -> None:
+    self._mngr.wait_until_finished()
+
+  def close(self) -> None:
+    self._mngr.wait_until_finished()
+    self._mngr.close()
+
+
+def _jsonable(obj):
+  if isinstance(obj, dict):
+    return {str(k): _jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_jsonable(v) for v in obj]
+  if isinstance(obj, (np.integer,)):
+    return int(obj)
+  if isinstance(obj, (np.floating,)):
+    return float(obj)
+  if isinstance(obj, bytes):
+    return obj.decode("latin1")
+  return obj

@@ -1,0 +1,60 @@
+r"""Train StarGAN v2, DaGAN or DaGAN's depth network.
+
+  python -m launch.train --config configs/stargan_v2.py:tiny --workdir runs/sg_tiny
+  python -m launch.train --config configs/stargan_v2.py:afhq --workdir runs/afhq --config.data_dir=/data/tfds
+  python -m launch.train --config configs/stargan_v2.py:tiny --workdir runs/x --config.total_steps=50 --dry_run
+
+Re-running with the same --workdir resumes from its last checkpoint (model, optimiser, EMA, RNG and data position).
+Multi-host: start the same command on every host with --coordinator_address=HOST:PORT --num_processes=N
+--process_id=i (jax.distributed); the mesh then spans every device of every host.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config, e.g. configs/stargan_v2.py:tiny.",
+                                 lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory: config.json, checkpoints/, tensorboard/, samples/, metrics.jsonl.")
+flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: address of process 0 (jax.distributed).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = FLAGS.config
+  if FLAGS.dry_run:
+    print(config.to_json_best_effort(indent=2))
+    return
+  if not FLAGS.workdir:
+    raise app.UsageError("--workdir is required")
+  if FLAGS.coordinator_address:
+    import jax
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  from jaxreenact.train import loop, runners
+  if config.model_name not in runners.TASKS:
+    raise app.UsageError(f"config.model_name={config.model_name!r} has no trainer; known: {sorted(runners.TASKS)}")
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  task = runners.TASKS[config.model_name](config)
+  try:
+    summary = loop.run(task, workdir=FLAGS.workdir, total_steps=config.total_steps,
+                       checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+                       sample_every=config.sample_every, keep_checkpoints=config.keep_checkpoints)
+  except loop.NonFiniteLossError as e:
+    logging.error("%s", e)
+    raise SystemExit(f"stopped: {e}")
+  print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+  app.run(main)
