@@ -1,0 +1,135 @@
+"""StarGAN v2 training: multi-device equivalence, exact resume after SIGKILL, learning actually happens."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxreenact.models import stargan_v2
+from jaxreenact.train import sharding
+from jaxreenact.train import stargan_v2 as sg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CFG = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=32, w_hpf=0, base_dim=8)
+HP = sg.HParams(ds_iter=20)
+
+
+def _batch(seed, b=8):
+  rng = np.random.default_rng(seed)
+  return {"x_src": rng.uniform(-1, 1, (b, 32, 32, 3)).astype(np.float32), "y_src": rng.integers(0, 2, b),
+          "x_ref": rng.uniform(-1, 1, (b, 32, 32, 3)).astype(np.float32),
+          "x_ref2": rng.uniform(-1, 1, (b, 32, 32, 3)).astype(np.float32), "y_ref": rng.integers(0, 2, b)}
+
+
+def _two_steps(n_devices):
+  """Two iterations in float64: Adam's first step with β1=0 is lr·sign(g), so in float32 a gradient below
+  round-off (which differs with the reduction order across devices) can flip a parameter by 2·lr."""
+  with jax.enable_x64(True):
+    mesh = sharding.make_mesh(n_devices)
+    state = sg.create_sharded_state(CFG, HP, jax.random.key(0), mesh)
+    f64 = lambda t: jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, t)  # noqa: E731
+    state = state.replace(params=f64(state.params), ema=f64(state.ema), opt_state=f64(state.opt_state))
+    step = sg.jit_train_step(CFG, HP, mesh)
+    for i in range(2):
+      batch = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in _batch(i).items()}
+      state, metrics = step(state, sharding.shard_batch(batch, mesh))
+    return jax.device_get(state.params), jax.device_get(metrics)
+
+
+def test_four_devices_equal_one_device():
+  assert len(jax.devices()) >= 4, "conftest sets --xla_force_host_platform_device_count=4"
+  p1, m1 = _two_steps(1)
+  p4, m4 = _two_steps(4)
+  assert jax.tree.leaves(p4)[0].dtype == np.float64
+  for k in m1:
+    np.testing.assert_allclose(m4[k], m1[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=0), p4, p1)
+
+
+def test_state_is_replicated_and_batch_sharded():
+  mesh = sharding.make_mesh(4)
+  state = sg.create_sharded_state(CFG, HP, jax.random.key(0), mesh)
+  leaf = jax.tree.leaves(state.params)[0]
+  assert leaf.sharding.is_fully_replicated
+  b = sharding.shard_batch(_batch(0), mesh)
+  assert b["x_src"].sharding.spec == jax.sharding.PartitionSpec("data")
+  assert len(b["x_src"].addressable_shards) == 4 and b["x_src"].addressable_shards[0].data.shape[0] == 2
+  with pytest.raises(ValueError, match="divisible"):
+    sharding.check_batch_divisible(6, mesh)
+
+
+def _train_cmd(workdir, total, every=5):
+  return [sys.executable, "-m", "launch.train", "--config", "configs/stargan_v2.py:tiny", "--workdir", str(workdir),
+          f"--config.total_steps={total}", f"--config.checkpoint_every={every}", "--config.sample_every=1000",
+          "--config.log_every=5", "--config.batch_size=4", "--config.model.base_dim=8",
+          "--config.model.max_conv_dim=32", "--config.num_devices=1"]
+
+
+def _env(tmp_cache):
+  return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_cache),
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+
+
+def _final_params(workdir, step):
+  from jaxreenact.train.checkpointing import CheckpointManager
+  import orbax.checkpoint as ocp
+  path = os.path.join(workdir, "checkpoints", str(step), "state")
+  with ocp.StandardCheckpointer() as c:
+    return c.restore(path)["params"]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+  cache = tmp_path / "xla_cache"
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  r = subprocess.run(_train_cmd(straight, 15), cwd=ROOT, env=_env(cache), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  # Same run, killed (SIGKILL) once step 10's checkpoint is committed, then resumed to 15.
+  p = subprocess.Popen(_train_cmd(killed, 15), cwd=ROOT, env=_env(cache), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+  marker = killed / "checkpoints" / "10" / "commit_success.txt"
+  deadline = time.time() + 600
+  while not marker.exists() and p.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  assert marker.exists(), "the run never reached its step-10 checkpoint"
+  assert not (killed / "checkpoints" / "15").exists()
+  r = subprocess.run(_train_cmd(killed, 15), cwd=ROOT, env=_env(cache), capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  summary = json.loads((killed / "summary.json").read_text())
+  assert summary["start_step"] >= 10  # it resumed instead of starting over
+  a, b = _final_params(straight, 15), _final_params(killed, 15)
+  flat_a, flat_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(flat_a) == len(flat_b) > 0
+  for x, y in zip(flat_a, flat_b):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+def test_learning_lowers_cycle_loss():
+  """100 steps of the tiny config on the embedded faces: the cycle loss must fall well below its start.
+
+  Measured on 2 CPU cores: 0.93 (steps 1-10) -> 0.62 (91-100) -> 0.34 (191-200). Frozen or wrong-signed gradients
+  leave it at or above its start.
+  """
+  from jaxreenact.data import sample_data_dir, stargan_v2_pipeline
+  cfg = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0,
+                          base_dim=16)
+  hp = sg.HParams(ds_iter=200)
+  mesh = sharding.make_mesh(1)
+  state = sg.create_sharded_state(cfg, hp, jax.random.key(0), mesh)
+  step = sg.jit_train_step(cfg, hp, mesh)
+  data = stargan_v2_pipeline(sample_data_dir().stargan_v2, "train", 32, 8, 0, process_index=0, process_count=1)
+  cyc = []
+  for _ in range(100):
+    state, m = step(state, sharding.shard_batch(next(data), mesh))
+    cyc.append(float(m["G/latent_cyc"]))
+  start, end = np.mean(cyc[:10]), np.mean(cyc[-10:])
+  assert end < 0.8 * start, (start, end)
