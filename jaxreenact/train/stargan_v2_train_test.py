@@ -133,3 +133,32 @@ def test_learning_lowers_cycle_loss():
     cyc.append(float(m["G/latent_cyc"]))
   start, end = np.mean(cyc[:10]), np.mean(cyc[-10:])
   assert end < 0.8 * start, (start, end)
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process(tmp_path):
+  """jax.distributed over two processes on 127.0.0.1 (one CPU device each) == one process, same global batch."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  mod = [sys.executable, "-m", "jaxreenact.train.multiprocess_check"]
+  single = subprocess.run(mod + ["--out", str(tmp_path / "one.npz")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+  assert single.returncode == 0, single.stderr[-3000:]
+  port = _free_port()
+  procs = [subprocess.Popen(mod + ["--num_processes", "2", "--process_id", str(i), "--port", str(port), "--out",
+                                   str(tmp_path / "two.npz")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+    assert "devices=2" in out  # the mesh spans both processes' devices
+  one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+  assert sorted(one.files) == sorted(two.files) and len(one.files) > 10
+  for k in one.files:
+    np.testing.assert_allclose(two[k], one[k], atol=1e-5, rtol=0, err_msg=k)
