@@ -46,6 +46,12 @@ def main(argv):
   with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   task = runners.TASKS[config.model_name](config)
+  notes = getattr(task, "notes", None)
+  if notes:  # what was actually used (e.g. the perceptual trunk) goes next to the config
+    with open(os.path.join(FLAGS.workdir, "run_notes.json"), "w") as f:
+      json.dump(notes, f, indent=2)
+    for k, v in notes.items():
+      logging.warning("%s: %s", k, v)
   try:
     summary = loop.run(task, workdir=FLAGS.workdir, total_steps=config.total_steps,
                        checkpoint_every=config.checkpoint_every, log_every=config.log_every,

@@ -32,6 +32,7 @@ class Task:
   mesh: Any
   sample_fn: Callable[[Any, int, str], dict[str, np.ndarray]] | None = None  # -> {tag: (H, W, 3) uint8 image}
   params_of: Callable[[Any], Any] = lambda s: s.params
+  notes: dict | None = None  # what the run actually used (weights sources etc.), written to run_notes.json
 
 
 def _all_finite(tree) -> bool:

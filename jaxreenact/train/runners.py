@@ -72,4 +72,14 @@ def stargan_v2_task(config) -> loop.Task:
   return loop.Task(name="stargan_v2", state=state, step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn)
 
 
-TASKS = {"stargan_v2": stargan_v2_task}
+def dagan_task(config) -> loop.Task:
+  from jaxreenact.train.dagan_runner import dagan_task as build
+  return build(config)
+
+
+def depth_task(config) -> loop.Task:
+  from jaxreenact.train.depth_runner import depth_task as build
+  return build(config)
+
+
+TASKS = {"stargan_v2": stargan_v2_task, "dagan": dagan_task, "depth": depth_task}

@@ -1,0 +1,96 @@
+"""DaGAN: build the training task from a launch config."""
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from jaxreenact.train import loop, samples, sharding
+
+
+def model_config(config):
+  from jaxreenact.models import dagan
+  m = config.model
+  if m.preset == "vox256":
+    cfg = dagan.Config.vox256()
+  elif m.preset == "tiny":
+    cfg = dagan.Config.tiny(depth_widths=(16, 32, 32, 64))
+  else:
+    raise ValueError(f"config.model.preset must be 'vox256' or 'tiny', got {m.preset!r}")
+  return cfg.override(num_kp=m.num_kp, generator=m.generator, depth_layers=m.depth_layers)
+
+
+def depth_variables(config, cfg, img_size: int):
+  """Frozen depth network: official files, our depth-training checkpoint, or (only if allowed) a fresh init."""
+  if config.depth_encoder or config.depth_decoder:
+    if not (config.depth_encoder and config.depth_decoder):
+      raise ValueError("give both --config.depth_encoder (encoder.pth) and --config.depth_decoder (depth.pth)")
+    from jaxreenact.checkpoint.depth_convert import load_depth_files
+    variables, _ = load_depth_files(config.depth_encoder, config.depth_decoder)
+    return variables, f"official depth files {config.depth_encoder}, {config.depth_decoder}"
+  if config.depth_checkpoint:
+    from jaxreenact.train.depth_runner import load_trained_depth
+    return load_trained_depth(config.depth_checkpoint), f"depth training run {config.depth_checkpoint}"
+  if not config.allow_random_depth:
+    raise ValueError("DaGAN needs a trained depth network: pass --config.depth_encoder/--config.depth_decoder "
+                     "(official encoder.pth/depth.pth) or --config.depth_checkpoint (a `launch.train --config "
+                     "configs/depth.py` workdir); --config.allow_random_depth=True trains against an untrained one")
+  from jaxreenact.models import dagan
+  nets = dagan.build(cfg)
+  x = jnp.zeros((1, img_size, img_size, 3))
+  v = jax.jit(nets.depth.init)(jax.random.key(12345), x)
+  logging.warning("DaGAN: using an UNTRAINED depth network (allow_random_depth=True) — smoke runs only")
+  return v, "untrained depth network (allow_random_depth=True)"
+
+
+def dagan_task(config) -> loop.Task:
+  from jaxreenact.data import dagan_pipeline
+  from jaxreenact.models import dagan, vgg
+  from jaxreenact.train import dagan as dg
+  from jaxreenact.train.runners import _data_dir
+
+  cfg = model_config(config)
+  hp = dg.HParams.from_config(config.hparams)
+  mesh = sharding.make_mesh(config.num_devices)
+  sharding.check_batch_divisible(config.batch_size, mesh)
+  size = config.img_size
+  if size < dagan.min_image_size(cfg):
+    raise ValueError(f"img_size {size} is below this model's minimum {dagan.min_image_size(cfg)}")
+  depth_vars, depth_desc = depth_variables(config, cfg, size)
+  vgg_module, vgg_vars, vgg_desc = (None, None, "perceptual loss off")
+  if sum(hp.perceptual):
+    vgg_module, vgg_vars, vgg_desc = vgg.perceptual_trunk(config.vgg19_path)
+  logging.info("DaGAN perceptual trunk: %s; depth: %s", vgg_desc, depth_desc)
+  data_dir = _data_dir(config, "dagan")
+  data = dagan_pipeline(data_dir, config.split, size, config.batch_size, config.seed)
+  state = dg.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, size, depth_vars, vgg_vars)
+  step_fn = dg.jit_train_step(cfg, hp, mesh, vgg_module)
+  nets = dagan.build(cfg)
+  val = next(dagan_pipeline(data_dir, config.split, size, 4, config.seed + 1, augment_clip=False,
+                            process_index=0, process_count=1))
+
+  @jax.jit
+  def _animate(params, depth, source, driving):
+    d_src = nets.depth.apply(depth, source)[0]
+    d_drv = nets.depth.apply(depth, driving)[0]
+    cat = lambda x, d: jnp.concatenate([x, d], -1) if cfg.rgbd else x  # noqa: E731
+    kp_s = nets.kp_detector.apply(params["kp_detector"], cat(source, d_src))
+    kp_d = nets.kp_detector.apply(params["kp_detector"], cat(driving, d_drv))
+    out = nets.generator.apply(params["generator"], source, kp_driving=kp_d, kp_source=kp_s, source_depth=d_src)
+    return out["prediction"], d_src
+
+  def sample_fn(state, step, out_dir):
+    pred, d_src = _animate(jax.device_get(state.params), jax.device_get(state.depth), val["source"], val["driving"])
+    pred, d_src = np.asarray(pred), np.asarray(d_src)
+    u8 = lambda x: samples.to_uint8(x, (0.0, 1.0))  # noqa: E731
+    rows = [[u8(val["source"][i]), u8(val["driving"][i]), u8(pred[i]),
+             u8(np.repeat(d_src[i] / max(float(d_src[i].max()), 1e-6), 3, -1))] for i in range(len(pred))]
+    img = samples.grid(rows)
+    samples.save_png(os.path.join(out_dir, f"{step:06d}_source_driving_prediction_depth.png"), img)
+    return {"samples/reenactment": img}
+
+  return loop.Task(name="dagan", state=state, step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn,
+                   notes={"perceptual_trunk": vgg_desc, "depth": depth_desc})
