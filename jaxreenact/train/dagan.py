@@ -200,8 +200,9 @@ def train_step(state: State, batch: dict[str, jax.Array], *, cfg: dagan.Config, 
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None):
-  nets = dagan.build(cfg)
+def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None, dtype=None):
+  """``train_step`` jitted over ``mesh`` (state replicated and donated); ``dtype`` is the compute dtype."""
+  nets = dagan.build(cfg, dtype=dtype)
   fn = functools.partial(train_step, cfg=cfg, hp=hp, nets=nets, vgg_module=vgg_module)
   rep = sharding.replicated(mesh)
   return jax.jit(fn, in_shardings=(rep, sharding.data_sharded(mesh)), out_shardings=(rep, rep), donate_argnums=0)
