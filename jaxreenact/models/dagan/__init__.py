@@ -69,7 +69,7 @@ def min_image_size(cfg: Config) -> int:
   need = [(1.0, 32), (1.0, 2 ** gp.num_down_blocks), (kpp.scale_factor, 2 ** kpp.num_blocks)]
   if gp.dense_motion_params is not None:
     need.append((gp.dense_motion_params.scale_factor, 2 ** gp.dense_motion_params.num_blocks))
-  size = 32
+  size = 64  # DepthNet: multiple of 32 and at least 64 (its 1/32 map must allow reflection padding)
   while not all((size * s) == int(size * s) and int(size * s) % d == 0 for s, d in need):
     size += 32
   return size
