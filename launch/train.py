@@ -51,7 +51,8 @@ def main(argv):
     with open(os.path.join(FLAGS.workdir, "run_notes.json"), "w") as f:
       json.dump(notes, f, indent=2)
     for k, v in notes.items():
-      logging.warning("%s: %s", k, v)
+      if isinstance(v, str):
+        logging.warning("%s: %s", k, v)
   try:
     summary = loop.run(task, workdir=FLAGS.workdir, total_steps=config.total_steps,
                        checkpoint_every=config.checkpoint_every, log_every=config.log_every,

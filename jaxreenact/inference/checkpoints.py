@@ -269,7 +269,13 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
     variables = {k: params[k] for k in ("kp_detector", "generator") if k in params}
     if state.get("depth") is not None:
       variables["depth"] = state["depth"]
-    cfg = config or dagan_config_from_dict(cfg_json.get("model"))
+    model_dict = cfg_json.get("model")
+    notes = p / "run_notes.json"  # launch.train writes the resolved dagan.Config there (config.json has a preset)
+    if notes.is_file():
+      import json
+      with open(notes) as f:
+        model_dict = json.load(f).get("model_config", model_dict)
+    cfg = config or dagan_config_from_dict(model_dict)
   elif kind == "orbax":
     from jaxreenact.checkpoint import orbax_io
     tree, meta = orbax_io.load_variables(p)

@@ -1,6 +1,7 @@
 """DaGAN: build the training task from a launch config."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -93,4 +94,5 @@ def dagan_task(config) -> loop.Task:
     return {"samples/reenactment": img}
 
   return loop.Task(name="dagan", state=state, step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn,
-                   notes={"perceptual_trunk": vgg_desc, "depth": depth_desc})
+                   notes={"perceptual_trunk": vgg_desc, "depth": depth_desc,
+                          "model_config": dataclasses.asdict(cfg)})
