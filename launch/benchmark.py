@@ -28,6 +28,8 @@ flags.DEFINE_integer("warmup", 2, "Untimed iterations per framework first.")
 flags.DEFINE_bool("torch_compile", False, "torch.compile the reference networks.")
 flags.DEFINE_bool("skip_torch", False, "Time JAX only.")
 flags.DEFINE_string("out", None, "Write the results as JSON here.")
+flags.DEFINE_float("flops", None, "FLOPs per iteration to use when the backend reports none (from --lower_only "
+                   "on CPU).")
 flags.DEFINE_bool("lower_only", False, "Trace and lower the JAX iteration, print XLA's FLOP count, and stop.")
 
 
@@ -175,6 +177,7 @@ def main(argv):
 
   t0 = time.perf_counter()
   lowered = step.lower(state, jb)
+  print(f"lowered in {time.perf_counter() - t0:.1f} s; compiling …", flush=True)
   cost = lowered.cost_analysis() or {}
   if FLAGS.lower_only:
     print(json.dumps({"xla_flops_per_iter": float(cost.get("flops", 0.0)), "lower_s": time.perf_counter() - t0}))
@@ -182,6 +185,8 @@ def main(argv):
   compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
   flops = float(cost.get("flops", 0.0)) if isinstance(cost, dict) else 0.0
+  if not flops:  # the CUDA backend may not report lowered costs: count on CPU with --lower_only and pass --flops
+    flops = FLAGS.flops or 0.0
   mem = compiled.memory_analysis()
   jax_peak_mb = None
   if mem is not None:
@@ -201,6 +206,7 @@ def main(argv):
     if torch.cuda.is_available():
       torch.cuda.reset_peak_memory_stats()
   sync = (lambda: torch.cuda.synchronize()) if (torch is not None and torch.cuda.is_available()) else (lambda: None)
+  print("warming up …", flush=True)
   for _ in range(FLAGS.warmup):
     jax_it()
     if torch_it:
@@ -217,6 +223,7 @@ def main(argv):
       torch_it()
       sync()
       tt.append(time.perf_counter() - t)
+    print(f"  repeat {len(jt)}: jax {jt[-1] * 1e3:.1f} ms" + (f", torch {tt[-1] * 1e3:.1f} ms" if tt else ""), flush=True)
   peak = _peak_matmul_tflops(FLAGS.precision)
   jms = statistics.median(jt) * 1e3
   res = {"model": FLAGS.model, "config": FLAGS.config, "batch": batch, "precision": FLAGS.precision,
