@@ -59,13 +59,20 @@ def _stargan_to_jax() -> dict:
   return meta
 
 
+def _dagan_cfg():
+  from jaxreenact.models import dagan
+  if FLAGS.config is None:
+    return dagan.Config.vox256()
+  from jaxreenact.train.dagan_runner import model_config
+  return model_config(FLAGS.config)
+
+
 def _dagan_to_jax() -> dict:
   from jaxreenact.checkpoint import orbax_io, torch_convert
-  from jaxreenact.models import dagan
-  cfg = dagan.Config(**dict(FLAGS.config.model)) if FLAGS.config is not None else dagan.Config.vox256()
+  cfg = _dagan_cfg()
   variables = torch_convert.load_dagan_checkpoint(FLAGS.torch_ckpt, cfg, depth_encoder_path=FLAGS.depth_encoder,
                                                   depth_decoder_path=FLAGS.depth_decoder)
-  meta = {"model": "dagan", "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+  meta = {"model": "dagan", "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
           "source": os.path.abspath(FLAGS.torch_ckpt), "modules": sorted(variables)}
   orbax_io.save_variables(FLAGS.out, variables, meta)
   return meta
@@ -83,14 +90,25 @@ def _to_torch() -> dict:
     cfg = stargan_v2.Config(**meta["config"]) if "config" in meta else _stargan_cfg_from_flags()
     sds = torch_convert.stargan_v2_to_torch(variables, cfg)
   else:
-    from jaxreenact.models import dagan
-    cfg = dagan.Config(**dict(FLAGS.config.model)) if FLAGS.config is not None else dagan.Config.vox256()
+    from jaxreenact.inference.checkpoints import dagan_config_from_dict
+    cfg = _dagan_cfg() if FLAGS.config is not None else dagan_config_from_dict(meta.get("config"))
     sds = torch_convert.dagan_to_torch(variables, cfg)
-  as_torch = lambda sd: {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}  # noqa: E731
-  obj = {name: as_torch(sd) for name, sd in sds.items()}
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+  as_torch = lambda sd: {k: v if hasattr(v, "detach") else torch.from_numpy(np.array(v)) for k, v in sd.items()}  # noqa: E731
+  out_dir = os.path.dirname(os.path.abspath(FLAGS.out))
+  os.makedirs(out_dir, exist_ok=True)
+  written = [os.path.abspath(FLAGS.out)]
+  if FLAGS.model == "stargan_v2":
+    obj = {name: as_torch(sd) for name, sd in sds.items()}
+  else:  # official layout: the .pth.tar holds the three networks; the depth net is two separate files
+    obj = {name: as_torch(sds[name]) for name in ("generator", "kp_detector", "discriminator") if name in sds}
+    obj["epoch"] = 0
+    for name, fname in (("depth_encoder", "encoder.pth"), ("depth_decoder", "depth.pth")):
+      if name in sds:
+        path = os.path.join(out_dir, fname)
+        torch.save(as_torch(sds[name]), path)
+        written.append(path)
   torch.save(obj, FLAGS.out)
-  return {"model": FLAGS.model, "out": os.path.abspath(FLAGS.out), "modules": sorted(obj)}
+  return {"model": FLAGS.model, "written": written, "modules": sorted(k for k in obj if k != "epoch")}
 
 
 def main(argv):
