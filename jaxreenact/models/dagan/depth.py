@@ -40,7 +40,8 @@ def _conv(features: int, k: int, stride: int, name: str, dtype, param_dtype) -> 
 
 def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
   """``nn.MaxPool2d(3, stride=2, padding=1)``: padding is -inf (never selected)."""
-  return jax.lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
+  # A Python -inf init lets JAX recognise the max monoid (reduce_window_max), which has a gradient under jit.
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
                                ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
