@@ -33,8 +33,7 @@ def depth_variables(config, cfg, img_size: int):
     variables, _ = load_depth_files(config.depth_encoder, config.depth_decoder)
     return variables, f"official depth files {config.depth_encoder}, {config.depth_decoder}"
   if config.depth_checkpoint:
-    from jaxreenact.train.depth_runner import load_trained_depth
-    return load_trained_depth(config.depth_checkpoint), f"depth training run {config.depth_checkpoint}"
+    return load_trained_depth(config.depth_checkpoint, cfg, img_size), f"depth training run {config.depth_checkpoint}"
   if not config.allow_random_depth:
     raise ValueError("DaGAN needs a trained depth network: pass --config.depth_encoder/--config.depth_decoder "
                      "(official encoder.pth/depth.pth) or --config.depth_checkpoint (a `launch.train --config "
@@ -45,6 +44,32 @@ def depth_variables(config, cfg, img_size: int):
   v = jax.jit(nets.depth.init)(jax.random.key(12345), x)
   logging.warning("DaGAN: using an UNTRAINED depth network (allow_random_depth=True) — smoke runs only")
   return v, "untrained depth network (allow_random_depth=True)"
+
+
+def load_trained_depth(workdir: str, cfg, img_size: int):
+  """Depth-network variables from the latest checkpoint of a ``configs/depth.py`` training run, validated
+  against the DaGAN config's depth network (layers and widths must agree)."""
+  import flax
+  import orbax.checkpoint as ocp
+  from jaxreenact.models import dagan
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  steps = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit()) if os.path.isdir(ckpt_dir) else []
+  if not steps:
+    raise FileNotFoundError(f"--config.depth_checkpoint={workdir}: no checkpoints/<step> directory")
+  with ocp.StandardCheckpointer() as c:
+    state = c.restore(os.path.join(ckpt_dir, str(steps[-1]), "state"))
+  try:
+    variables = {"params": state["params"]["depth"], "batch_stats": state["batch_stats"]["depth"]}
+  except (KeyError, TypeError):
+    raise ValueError(f"{workdir}: not a depth-training checkpoint (no params/depth, batch_stats/depth)") from None
+  want = jax.eval_shape(dagan.build(cfg).depth.init, jax.random.key(0), jnp.zeros((1, img_size, img_size, 3)))
+  flat_w = {k: v.shape for k, v in flax.traverse_util.flatten_dict(want).items()}
+  flat_g = {k: np.shape(v) for k, v in flax.traverse_util.flatten_dict(variables).items()}
+  if flat_w != flat_g:
+    bad = sorted(set(flat_w.items()) ^ set(flat_g.items()))[:4]
+    raise ValueError(f"{workdir}: its depth network does not match this DaGAN config's (depth_layers="
+                     f"{cfg.depth_layers}, depth_widths={cfg.depth_widths}); first differences: {bad}")
+  return variables
 
 
 def dagan_task(config) -> loop.Task:
