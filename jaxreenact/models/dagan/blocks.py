@@ -24,30 +24,20 @@ class SameBlock2d(nn.Module):
   groups: int = 1
   dtype: Any = None
   param_dtype: Any = jnp.float32
+  pool: bool = False  # DownBlock2d: then avg pool 2
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = Conv2d(self.features, self.kernel_size, padding=self.padding, groups=self.groups, name="conv",
                dtype=self.dtype, param_dtype=self.param_dtype)(x)
     x = BatchNorm2d(name="norm", dtype=self.dtype, param_dtype=self.param_dtype)(x, use_running_average=not train)
-    return nn.relu(x)
+    x = nn.relu(x)
+    return avg_pool(x, 2) if self.pool else x
 
 
-class DownBlock2d(nn.Module):
+class DownBlock2d(SameBlock2d):
   """conv -> BN -> ReLU -> avg pool 2 (torch AvgPool2d((2, 2)), floor)."""
-  features: int
-  kernel_size: int | tuple[int, int] = 3
-  padding: Padding = 1
-  groups: int = 1
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = Conv2d(self.features, self.kernel_size, padding=self.padding, groups=self.groups, name="conv",
-               dtype=self.dtype, param_dtype=self.param_dtype)(x)
-    x = BatchNorm2d(name="norm", dtype=self.dtype, param_dtype=self.param_dtype)(x, use_running_average=not train)
-    return avg_pool(nn.relu(x), 2)
+  pool: bool = True
 
 
 class UpBlock2d(nn.Module):
