@@ -161,7 +161,7 @@ def _quality(model, wd, trained):
   if model == "stargan_v2":
     cmd += ["--num_outs_per_domain", "4", "--max_per_domain", "8"]
   else:
-    cmd += ["--max_frames", "24"]
+    cmd += ["--max_frames", "24", "--size", "64" if FLAGS.config_variant == "tiny" else "256"]
     if FLAGS.dagan_depth_encoder:
       cmd += ["--depth_encoder", FLAGS.dagan_depth_encoder, "--depth_decoder", FLAGS.dagan_depth_decoder]
   _run(cmd, os.path.join(wd, "stages", f"quality_{model}.log"), FLAGS.stage_timeout_s)
@@ -366,7 +366,8 @@ def _report(wd, R):
   md += ["## Stages", "", "| stage | status | seconds | note |", "|---|---|---|---|"]
   for s in STAGES:
     r = R.get(s, {})
-    note = (r.get("error") or r.get("reason") or "").replace("|", "/").splitlines()[0][:160] if r else ""
+    lines = (r.get("error") or r.get("reason") or "").replace("|", "/").splitlines()
+    note = lines[0][:160] if lines else ""
     md.append(f"| {s} | {r.get('status', '—')} | {_fmt(r.get('seconds'))} | {note} |")
   md += ["", "## Training", ""]
   for m in ("stargan_v2", "dagan"):
@@ -419,15 +420,36 @@ def _report(wd, R):
   md += ["", "### The study's Table 10, per GPU, as printed", "", "| row | StarGAN v2 | DaGAN |", "|---|---|---|"]
   for k in STUDY_TABLE10["stargan_v2"]:
     md.append(f"| {k} | {STUDY_TABLE10['stargan_v2'][k]:,} | {STUDY_TABLE10['dagan'][k]:,} |")
-  md += ["", "A V100 peaks at 15.7 TFLOPS (fp32) / 125 (fp16 tensor cores): every FLOPS row is impossible. The corrected "
-         "table is in the complexity report.", "", "## Quality", ""]
+  md += ["", "A V100 peaks at 15.7 TFLOPS (fp32) / 125 (fp16 tensor cores): every FLOPS row is impossible.", ""]
+  models = _get(comp, "complexity", "models") or {}
+  for m in ("stargan_v2", "dagan"):
+    t10 = _get(models, m, "table10")
+    if not t10:
+      continue
+    md += [f"### Table 10 corrected: {m} ({t10.get('setting', {}).get('dataset', '')}, "
+           f"{t10.get('setting', {}).get('gpus', '?')} GPUs, batch {t10.get('setting', {}).get('batch_per_gpu', '?')} "
+           f"per GPU)", "", "| measure | study | correct | study / correct | why |", "|---|---|---|---|---|"]
+    for row in t10.get("rows", []):
+      md.append(f"| {row['measure']} | {_fmt(row['study'])} | {_fmt(row['correct'])} | {_fmt(row.get('ratio'))} | "
+                f"{str(row.get('explanation', '')).replace('|', '/')} |")
+    md.append("")
+  md += ["## Quality", ""]
   for m in ("stargan_v2", "dagan"):
     q = R.get(f"quality_{m}", {})
     if q.get("status") != "ok":
       md.append(f"- {m}: {q.get('error', q.get('status', 'no result'))[:300]}")
       continue
-    flat = {k: v for k, v in q["results"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    md.append(f"- **{m}** ({q['checkpoint']}): " + ", ".join(f"{k} {_fmt(v)}" for k, v in list(flat.items())[:14]))
+    res = q["results"]
+    metrics = res.get("metrics") or res.get("summary") or {}
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if m == "stargan_v2":  # the means first, per-task values after
+      flat = dict(sorted(flat.items(), key=lambda kv: (not kv[0].endswith("/mean"), kv[0])))
+    where = f"{res.get('num_val_images', '')} val images" if m == "stargan_v2" else f"{res.get('split', '')} split, {res.get('size', '')} px"
+    md.append(f"- **{m}** ({where}; checkpoint {q['checkpoint']}): " +
+              ", ".join(f"{k} {_fmt(v)}" for k, v in list(flat.items())[:12]))
+    if m == "dagan":
+      md.append("  - AKD/AED/CSIM use dlib's 68 landmarks and 128-d face embedding (a stand-in for the paper's "
+                "OpenFace/ArcFace); frames where no face is found are counted as missing.")
   media = R.get("media", {})
   md += ["", "## Pictures and video", ""]
   images = list(charts.values())
