@@ -72,7 +72,8 @@ def g_loss(variables: Mapping[str, Any], nets, x_real: Array, y_org: Array, y_tr
   loss_sty = jnp.mean(jnp.abs(E(x_fake, y_trg) - s_trg))
   x_fake2 = jax.lax.stop_gradient(G(x_real, s_trg2, masks))  # official .detach()
   loss_ds = jnp.mean(jnp.abs(x_fake - x_fake2))
-  cyc_masks = masks_fn(x_fake) if masks_fn is not None else None
+  # official FAN.get_heatmap runs under @torch.no_grad(): no gradient through the cycle pass's masks
+  cyc_masks = jax.lax.stop_gradient(masks_fn(x_fake)) if masks_fn is not None else None
   x_rec = G(x_fake, E(x_real, y_org), cyc_masks)
   loss_cyc = jnp.mean(jnp.abs(x_rec - x_real))
   loss = loss_adv + lambda_sty * loss_sty - lambda_ds * loss_ds + lambda_cyc * loss_cyc

@@ -38,7 +38,10 @@ def g_loss(nets, x_real, y_org, y_trg, z_trgs=None, x_refs=None, masks=None, mas
   loss_sty = (nets["style_encoder"](x_fake, y_trg) - s_trg).abs().mean()
   x_fake2 = nets["generator"](x_real, s_trg2, masks=masks).detach()
   loss_ds = (x_fake - x_fake2).abs().mean()
-  cyc_masks = masks_fn(x_fake) if masks_fn is not None else None
+  cyc_masks = None
+  if masks_fn is not None:
+    with torch.no_grad():  # official get_heatmap is decorated with @torch.no_grad()
+      cyc_masks = masks_fn(x_fake)
   x_rec = nets["generator"](x_fake, nets["style_encoder"](x_real, y_org), masks=cyc_masks)
   loss_cyc = (x_rec - x_real).abs().mean()
   loss = loss_adv + lambda_sty * loss_sty - lambda_ds * loss_ds + lambda_cyc * loss_cyc
