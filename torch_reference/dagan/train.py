@@ -101,8 +101,8 @@ def train_iteration(nets, vgg, optims, batch, transform, hp, rgbd=True):
   optims["generator"].zero_grad()
   optims["kp_detector"].step()
   optims["kp_detector"].zero_grad()
-  out = {f"G/{k}": float(v) for k, v in losses.items()}
-  out["G/total"] = float(total)
+  out = {f"G/{k}": float(v.detach()) for k, v in losses.items()}
+  out["G/total"] = float(total.detach())
   if hp.generator_gan:
     optims["discriminator"].zero_grad()
     pyramid = M.ImagePyramide(hp.scales, 3).to(batch["source"].dtype)
@@ -113,5 +113,5 @@ def train_iteration(nets, vgg, optims, batch, transform, hp, rgbd=True):
     d_loss.backward()
     optims["discriminator"].step()
     optims["discriminator"].zero_grad()
-    out["D/disc_gan"] = float(d_loss)
+    out["D/disc_gan"] = float(d_loss.detach())
   return out
