@@ -84,6 +84,22 @@ class UnusedLinear(nn.Module):
                self.param_dtype)
 
 
+def resolve_resnet(owner: str, num_layers: int, block: str | None, layers: Sequence[int] | None,
+                   widths: Sequence[int]) -> tuple[str, tuple[int, ...]]:
+  """(block, layers) of a ResNet: the torchvision preset for ``num_layers`` unless both are given; validated."""
+  preset = RESNET_PRESETS.get(num_layers)
+  if preset is None and (block is None or layers is None):
+    raise ValueError(f"{owner}.num_layers must be one of {sorted(RESNET_PRESETS)} unless block and layers are both "
+                     f"given; got num_layers={num_layers}")
+  block = block or preset[0]
+  layers = tuple(layers) if layers is not None else preset[1]
+  if block not in EXPANSION:
+    raise ValueError(f"{owner}.block must be 'basic' or 'bottleneck', got {block!r}")
+  if len(layers) != 4 or len(tuple(widths)) != 4:
+    raise ValueError(f"{owner}.layers and widths need 4 entries; got {layers} and {tuple(widths)}")
+  return block, layers
+
+
 class ResNet(nn.Module):
   """torchvision ResNet trunk returning monodepth2's five features (1/2, 1/4, 1/8, 1/16, 1/32)."""
   block: str
@@ -197,17 +213,7 @@ class DepthNet(nn.Module):
 
   def resolved(self) -> tuple[str, tuple[int, ...]]:
     """(block, layers) after applying the ``num_layers`` preset."""
-    preset = RESNET_PRESETS.get(self.num_layers)
-    if preset is None and (self.block is None or self.layers is None):
-      raise ValueError(f"DepthNet.num_layers must be one of {sorted(RESNET_PRESETS)} unless block and layers "
-                       f"are both given; got num_layers={self.num_layers}")
-    block = self.block or preset[0]
-    layers = tuple(self.layers) if self.layers is not None else preset[1]
-    if block not in EXPANSION:
-      raise ValueError(f"DepthNet.block must be 'basic' or 'bottleneck', got {block!r}")
-    if len(layers) != 4 or len(tuple(self.widths)) != 4:
-      raise ValueError(f"DepthNet.layers and widths need 4 entries; got {layers} and {self.widths}")
-    return block, layers
+    return resolve_resnet("DepthNet", self.num_layers, self.block, self.layers, self.widths)
 
   def num_ch_enc(self) -> tuple[int, ...]:
     block, _ = self.resolved()

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxreenact.layers.conv import Conv2d
-from jaxreenact.models.dagan.depth import EXPANSION, RESNET_PRESETS, ResnetEncoder
+from jaxreenact.models.dagan.depth import ResnetEncoder, resolve_resnet
 
 # Official PoseDecoder ModuleList ``net`` order (self.convs OrderedDict insertion order).
 SQUEEZE, POSE_0, POSE_1, POSE_2, FOCAL, OFFSET = (f"net_{i}" for i in range(6))
@@ -100,16 +100,7 @@ class PoseNet(nn.Module):
   param_dtype: Any = jnp.float32
 
   def resolved(self) -> tuple[str, tuple[int, ...]]:
-    preset = RESNET_PRESETS.get(self.num_layers)
-    if preset is None and (self.block is None or self.layers is None):
-      raise ValueError(f"PoseNet.num_layers must be one of {sorted(RESNET_PRESETS)} unless block and layers are "
-                       f"both given; got num_layers={self.num_layers}")
-    block = self.block or preset[0]
-    layers = tuple(self.layers) if self.layers is not None else preset[1]
-    if block not in EXPANSION or len(layers) != 4 or len(tuple(self.widths)) != 4:
-      raise ValueError(f"PoseNet: block must be 'basic'|'bottleneck' with 4 layers and 4 widths; got {block!r}, "
-                       f"{layers}, {self.widths}")
-    return block, layers
+    return resolve_resnet("PoseNet", self.num_layers, self.block, self.layers, self.widths)
 
   @nn.compact
   def __call__(self, frame_a: jax.Array, frame_b: jax.Array, train: bool = False):
