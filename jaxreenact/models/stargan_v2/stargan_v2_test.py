@@ -47,6 +47,8 @@ def test_unused_shortcut_does_not_change_output():
   out = nets.generator.apply(v, x, s)
   v2 = jax.tree_util.tree_map_with_path(
       lambda p, a: a * 0 + 7.0 if any(getattr(k, "key", "") == "conv1x1" for k in p) and "decode" in str(p) else a, v)
+  changed = sum(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(v2)))
+  assert changed >= 1  # the unused decoder shortcut weights really were overwritten
   np.testing.assert_array_equal(np.asarray(nets.generator.apply(v2, x, s)), np.asarray(out))
 
 
