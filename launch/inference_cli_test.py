@@ -29,9 +29,9 @@ def test_help_and_usage_errors(module):
 
 def test_reenact_keeps_frames_fps_and_audio(tmp_path):
   from jaxreenact.data import media
-  from jaxreenact.data.sample import _carphone_path
+  from jaxreenact.data.sample import carphone_path
   from jaxreenact.inference import video
-  frames, _ = media.read_video_frames(_carphone_path(), max_frames=12)
+  frames, _ = media.read_video_frames(carphone_path(), max_frames=12)
   silent = tmp_path / "silent.mp4"
   video.write_video(silent, frames, 12.5)
   driving = tmp_path / "driving.mp4"

@@ -100,7 +100,7 @@ def test_align_and_crop_commands(tmp_path, capsys):
   assert np.asarray(Image.open(tmp_path / "aligned" / "train" / "x" / "a.png")).shape == (64, 64, 3)
   assert json.loads((tmp_path / "aligned" / "prepare_align.json").read_text())["examples"]["aligned"]["images"] == 1
 
-  frames, _ = media.read_video_frames(sample._carphone_path(), max_frames=32)
+  frames, _ = media.read_video_frames(sample.carphone_path(), max_frames=32)
   media.write_video(tmp_path / "clip.mp4", frames)
   r = _run("crop", "--src", tmp_path / "clip.mp4", "--out", tmp_path / "crops", "--img_size", 64, "--min_frames", 16,
            "--noprogress", capsys=capsys)

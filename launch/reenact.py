@@ -58,8 +58,8 @@ def _sample_media(value: str) -> str:
         f.write(media.encode_png(data.astronaut()))
     return path
   if value == "sample:carphone":
-    from jaxreenact.data.sample import _carphone_path
-    return os.fspath(_carphone_path())
+    from jaxreenact.data.sample import carphone_path
+    return os.fspath(carphone_path())
   if value.startswith("sample:"):
     raise app.UsageError(f"unknown packaged media {value!r}; use sample:astronaut or sample:carphone")
   return value

