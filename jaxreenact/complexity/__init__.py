@@ -7,7 +7,6 @@ Modules:
   latency         warm, synchronised latencies (median and spread), device named.
   reconcile       per-category reconciliation table and the exact identities.
   specs           what is measured per model (modules, one training iteration) for StarGAN v2 and DaGAN.
-  perceptual      VGG19 trunk of the DaGAN perceptual loss (FLOP accounting only).
   report          orchestration, complexity.json, the study's Table 10 re-done; report_writers: Markdown and charts.
 
 Entry point: ``python -m launch.complexity --model all --out DIR``.

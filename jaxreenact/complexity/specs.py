@@ -478,7 +478,7 @@ def _dagan_torch_build(cfg, vgg_div: int = 1, scales: tuple = DAGAN_SCALES):
     from torch import nn as tnn
 
     from torch_reference.dagan.factory import build_torch
-    from jaxreenact.complexity.perceptual import vgg19_torch
+    from torch_reference.dagan.train import VGGFeatures as TorchVGGFeatures
 
     class Depth(tnn.Module):
       def __init__(self, enc, dec):
@@ -491,7 +491,7 @@ def _dagan_torch_build(cfg, vgg_div: int = 1, scales: tuple = DAGAN_SCALES):
     with torch.device(device):
       nets = build_torch(cfg)
       nets["depth"] = Depth(nets.pop("depth_encoder"), nets.pop("depth_decoder")).eval().requires_grad_(False)
-      nets["vgg"] = vgg19_torch(vgg_div).eval()
+      nets["vgg"] = TorchVGGFeatures("vgg19", vgg_div).eval()
       from torch_reference.dagan.model import ImagePyramide
       # GeneratorFullModel / DiscriminatorFullModel own their pyramids as submodules.
       nets["pyramid"] = ImagePyramide(scales, cfg.num_channels)
@@ -525,7 +525,7 @@ def _t01(shape, device):
 
 def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True) -> ModelSpec:
   """The DaGAN ModelSpec: depth, KP detector, dense motion, generator, discriminator, VGG19 pyramid, train step."""
-  from jaxreenact.complexity.perceptual import Vgg19Features
+  from jaxreenact.models.vgg import VGGFeatures
   from jaxreenact.models import dagan
   from jaxreenact.models.dagan.dense_motion import DenseMotionNetwork
 
@@ -535,7 +535,7 @@ def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True) -> Model
   dm = cfg.generator_params.dense_motion_params
   dense = DenseMotionNetwork(dm.block_expansion, dm.num_blocks, dm.max_features, k, cfg.num_channels,
                              cfg.generator_params.estimate_occlusion_map, dm.scale_factor, dm.kp_variance)
-  vgg = Vgg19Features(width_divisor=vgg_div)
+  vgg = VGGFeatures("vgg19", width_divisor=vgg_div)
   ex = dagan.example_inputs(cfg, size, 1)
   init = lambda mod, *a: jax.eval_shape(mod.init, jax.random.key(0), *a)  # noqa: E731
   shapes = {n: init(getattr(nets, n), *ex[n]) for n in ("depth", "kp_detector", "generator", "discriminator")}

@@ -35,6 +35,7 @@ class VGGFeatures(nn.Module):
   """x (B, H, W, 3) in [0, 1] -> five ReLU feature maps (ImageNet normalisation applied inside)."""
   arch: str = "vgg19"
   dtype: Any = None
+  width_divisor: int = 1  # > 1 thins every layer: tiny test/complexity configs only (real weights need 1)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> list[jax.Array]:
@@ -46,7 +47,7 @@ class VGGFeatures(nn.Module):
     x = (x - IMAGENET_MEAN) / IMAGENET_STD
     outs = []
     for i, width in enumerate(_WIDTHS[self.arch], start=1):
-      x = jax.nn.relu(Conv2d(width, 3, padding=1, name=f"conv_{i - 1}", dtype=self.dtype)(x))
+      x = jax.nn.relu(Conv2d(width // self.width_divisor, 3, padding=1, name=f"conv_{i - 1}", dtype=self.dtype)(x))
       if i in _TAPS[self.arch]:
         outs.append(x)
       if i == _TAPS[self.arch][-1]:

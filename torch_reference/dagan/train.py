@@ -13,7 +13,7 @@ class VGGFeatures(nn.Module):
   _CFG = {"vgg19": ([64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512], (1, 6, 11, 20, 29)),
           "vgg16": ([64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512], (3, 8, 15, 22, 29))}
 
-  def __init__(self, arch: str = "vgg19"):
+  def __init__(self, arch: str = "vgg19", width_divisor: int = 1):
     super().__init__()
     layers, cin = [], 3
     widths, self.taps = self._CFG[arch]
@@ -21,11 +21,12 @@ class VGGFeatures(nn.Module):
       if w == "M":
         layers.append(nn.MaxPool2d(2, 2))
       else:
-        layers += [nn.Conv2d(cin, w, 3, padding=1), nn.ReLU(inplace=False)]
-        cin = w
+        layers += [nn.Conv2d(cin, w // width_divisor, 3, padding=1), nn.ReLU(inplace=False)]
+        cin = w // width_divisor
     self.features = nn.Sequential(*layers[:self.taps[-1] + 1])
     self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
     self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+    self.requires_grad_(False)  # official Vgg19(requires_grad=False): a frozen loss network
 
   def forward(self, x):
     x = (x - self.mean) / self.std
