@@ -35,6 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_dir = config_dict.placeholder(str)  # None = the embedded sample data
   c.split = "train"
   c.keep_checkpoints = 3
+  c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0
   c.img_size = 256
   c.model = ml_collections.ConfigDict(dict(preset="vox256", num_kp=15, generator="DepthAwareGenerator",

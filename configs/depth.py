@@ -41,6 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_dir = config_dict.placeholder(str)  # None = the embedded sample data (launch.prepare_data sample)
   c.split = "train"
   c.keep_checkpoints = 3
+  c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0  # 0 = every device of every host
   c.frame_stride = 1  # frame_ids [0, -1, 1]
   c.pretrained_resnet_path = config_dict.placeholder(str)  # torchvision ImageNet ResNet state dict (optional)

@@ -34,6 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_dir = config_dict.placeholder(str)  # None = the embedded sample data (launch.prepare_data sample)
   c.split = "train"
   c.keep_checkpoints = 3
+  c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0  # 0 = every device of every host
   c.model = ml_collections.ConfigDict(dict(img_size=256, num_domains=2, latent_dim=16, style_dim=64,
                                            max_conv_dim=512, w_hpf=1.0,

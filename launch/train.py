@@ -56,7 +56,8 @@ def main(argv):
   try:
     summary = loop.run(task, workdir=FLAGS.workdir, total_steps=config.total_steps,
                        checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-                       sample_every=config.sample_every, keep_checkpoints=config.keep_checkpoints)
+                       sample_every=config.sample_every, keep_checkpoints=config.keep_checkpoints,
+                       prefetch=config.get("prefetch", 2))
   except loop.NonFiniteLossError as e:
     logging.error("%s", e)
     raise SystemExit(f"stopped: {e}")

@@ -1,10 +1,20 @@
-"""The training loop shared by every model: sharded steps, Orbax checkpoints, logs, samples, NaN guard."""
+"""The training loop shared by every model: sharded steps, Orbax checkpoints, logs, samples, NaN guard.
+
+Throughput: a background thread reads the next batches and puts them on the devices while the current step runs
+(``prefetch`` batches ahead), each paired with the data-iterator state *after* it was read, so a checkpoint records
+the position of the last batch actually trained on (not of the prefetched ones). The step is dispatched under
+``jax.transfer_guard('disallow')``: an implicit host<->device copy inside the loop (a Python scalar fed to the step,
+a ``float()`` of a device value between steps) raises instead of silently serialising host and device; metrics are
+fetched explicitly (``jax.device_get``) only at logging steps.
+"""
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 import os
+import queue
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -39,14 +49,79 @@ def _all_finite(tree) -> bool:
   leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
   if not leaves:
     return True
-  return bool(jax.jit(lambda ls: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in ls])))(leaves))
+  return bool(jax.device_get(jax.jit(lambda ls: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in ls])))(leaves)))
+
+
+class _End:
+  """Queue sentinel: the data iterator stopped (``error`` None) or raised."""
+
+  def __init__(self, error: BaseException | None = None):
+    self.error = error
+
+
+class Prefetcher:
+  """Reads and shards batches ``depth`` steps ahead in a daemon thread.
+
+  ``next()`` returns ``(sharded_batch, data_state_after_it, wait_s)``; ``wait_s`` is how long the training thread
+  was blocked waiting for data (the data pipeline is the bottleneck when this is a large share of the step time).
+  ``depth=0`` reads synchronously in the calling thread (the behaviour without prefetching).
+  """
+
+  def __init__(self, data, mesh, depth: int = 2):
+    self._data, self._mesh, self._depth = data, mesh, int(depth)
+    self._stop = threading.Event()
+    self._thread = None
+    if self._depth > 0:
+      self._queue: queue.Queue = queue.Queue(maxsize=self._depth)
+      self._thread = threading.Thread(target=self._fill, name="device-prefetch", daemon=True)
+      self._thread.start()
+
+  def _read(self):
+    batch = next(self._data)
+    data_state = self._data.get_state() if hasattr(self._data, "get_state") else None
+    return sharding.shard_batch(batch, self._mesh), data_state
+
+  def _fill(self):
+    try:
+      while not self._stop.is_set():
+        item = self._read()
+        while not self._stop.is_set():
+          try:
+            self._queue.put(item, timeout=0.1)
+            break
+          except queue.Full:
+            continue
+    except StopIteration:
+      self._queue.put(_End())
+    except BaseException as e:  # noqa: BLE001 — re-raised in the training thread
+      self._queue.put(_End(e))
+
+  def next(self):
+    t = time.perf_counter()
+    if self._thread is None:
+      batch, data_state = self._read()
+      return batch, data_state, time.perf_counter() - t
+    item = self._queue.get()
+    if isinstance(item, _End):
+      self._queue.put(item)  # later calls see the end too
+      if item.error is not None:
+        raise RuntimeError(f"data pipeline failed: {item.error!r}") from item.error
+      raise StopIteration
+    return item[0], item[1], time.perf_counter() - t
+
+  def close(self):
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join(timeout=10)
 
 
 def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, log_every: int, sample_every: int,
-        keep_checkpoints: int = 3, writer=None, progress: bool = True) -> dict[str, Any]:
+        keep_checkpoints: int = 3, writer=None, progress: bool = True, prefetch: int = 2) -> dict[str, Any]:
   """Trains until ``total_steps``; resumes from ``workdir/checkpoints`` when it holds a checkpoint.
 
-  Returns a summary dict (also written to ``workdir/summary.json``).
+  ``prefetch``: batches read and put on the devices ahead of the step (0 = read synchronously).
+  Returns a summary dict (also written to ``workdir/summary.json``) with the throughput and the share of the wall
+  time spent waiting for data.
   """
   os.makedirs(workdir, exist_ok=True)
   ckpt = CheckpointManager(os.path.join(workdir, "checkpoints"), checkpoint_every, keep_checkpoints)
@@ -66,17 +141,19 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
   samples_dir = os.path.join(workdir, "samples")
   bar = tqdm(total=total_steps, initial=start, desc=f"train {task.name}", disable=not (progress and is_main),
              dynamic_ncols=True, unit="it")
-  t_start, last_metrics, step_times = time.time(), {}, []
+  t_start, last_metrics, data_wait_s = time.time(), {}, 0.0
+  data_state = task.data.get_state() if hasattr(task.data, "get_state") else None
+  prefetcher = Prefetcher(task.data, task.mesh, prefetch) if start < total_steps else None
   status = "completed"
   try:
     for step in range(start, total_steps):
-      t0 = time.perf_counter()
-      batch = sharding.shard_batch(next(task.data), task.mesh)
-      state, metrics = task.step_fn(state, batch)
+      batch, data_state, wait_s = prefetcher.next()
+      data_wait_s += wait_s
+      with jax.transfer_guard("disallow"):  # only explicit transfers (device_put/device_get) from here to the step
+        state, metrics = task.step_fn(state, batch)
       done = step + 1
       if done % log_every == 0 or done == total_steps or ckpt.should_save(done):
         last_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        step_times.append(time.perf_counter() - t0)
         bad = [k for k, v in last_metrics.items() if not math.isfinite(v)]
         if bad or not _all_finite(task.params_of(state)):
           status = "non_finite"
@@ -94,15 +171,21 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
         for tag, img in (images or {}).items():
           writer.add_image(tag, np.asarray(img), done, dataformats="HWC")
       if ckpt.should_save(done) or done == total_steps:
-        ckpt.save(done, state, task.data.get_state(), force=True)
+        ckpt.save(done, state, data_state, force=True)
       bar.update(1)
   finally:
+    if prefetcher is not None:
+      prefetcher.close()
     bar.close()
     ckpt.close()
     if writer is not None and is_main:
       writer.flush()
+  wall_s = time.time() - t_start
+  steps = total_steps - start
   summary = {"model": task.name, "status": status, "start_step": start, "end_step": total_steps,
-             "wall_s": time.time() - t_start, "last_metrics": last_metrics,
+             "wall_s": wall_s, "steps_per_s": steps / wall_s if steps and wall_s > 0 else None,
+             "data_wait_s": data_wait_s, "data_wait_fraction": data_wait_s / wall_s if wall_s > 0 else None,
+             "prefetch": prefetch, "last_metrics": last_metrics,
              "latest_checkpoint": os.path.join(ckpt.directory, str(total_steps))}
   if is_main:
     with open(os.path.join(workdir, "summary.json"), "w") as f:

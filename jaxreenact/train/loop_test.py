@@ -45,15 +45,53 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
   mngr.close()
 
 
-def test_resume_continues_the_data_stream(tmp_path):
-  loop.run(_task(), workdir=str(tmp_path), total_steps=6, checkpoint_every=3, log_every=1, sample_every=100,
-           writer=_NullWriter(), progress=False)
+@pytest.mark.parametrize("prefetch", [0, 3])
+def test_resume_continues_the_data_stream(tmp_path, prefetch):
+  # With prefetching the reader is ahead of the step when the checkpoint is written; the saved data position must
+  # still be that of the last batch trained on, or the resumed run would skip the prefetched batches.
+  first = loop.run(_task(), workdir=str(tmp_path), total_steps=6, checkpoint_every=3, log_every=1,
+                   sample_every=100, writer=_NullWriter(), progress=False, prefetch=prefetch)
+  assert first["prefetch"] == prefetch and first["steps_per_s"] > 0 and 0 <= first["data_wait_fraction"] <= 1
   summary = loop.run(_task(), workdir=str(tmp_path), total_steps=9, checkpoint_every=3, log_every=1,
-                     sample_every=100, writer=_NullWriter(), progress=False)
+                     sample_every=100, writer=_NullWriter(), progress=False, prefetch=prefetch)
   assert summary["start_step"] == 6
   lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   seen = [l["seen"] for l in lines]
   assert seen == [2 * i + 1 for i in range(9)]  # batches 0..8 exactly once, in order, across the restart
+
+
+def test_implicit_transfer_inside_the_step_is_refused(tmp_path):
+  task = _task()
+  jitted = task.step_fn
+  host_offset = np.ones((2,), np.float32)  # a host array fed to the jitted step: an implicit host->device copy
+  task.step_fn = lambda state, batch: jitted(state, {**batch, "x": batch["x"] + host_offset})
+  with pytest.raises(Exception, match="[Dd]isallowed host-to-device transfer"):
+    loop.run(task, workdir=str(tmp_path), total_steps=2, checkpoint_every=5, log_every=1, sample_every=100,
+             writer=_NullWriter(), progress=False)
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_data_pipeline_errors_reach_the_training_thread(tmp_path, prefetch):
+  task = _task()
+
+  class Broken:
+    def __init__(self, inner):
+      self.inner, self.n = inner, 0
+
+    def __next__(self):
+      self.n += 1
+      if self.n == 4:
+        raise OSError("corrupt record 4")
+      return next(self.inner)
+
+    def get_state(self):
+      return self.inner.get_state()
+
+  task.data = Broken(task.data)
+  with pytest.raises((RuntimeError, OSError), match="corrupt record 4"):
+    loop.run(task, workdir=str(tmp_path), total_steps=10, checkpoint_every=5, log_every=1, sample_every=100,
+             writer=_NullWriter(), progress=False, prefetch=prefetch)
+  assert [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")] == [1, 2, 3]
 
 
 class _NullWriter:
