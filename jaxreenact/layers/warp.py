@@ -1,8 +1,10 @@
 """Bilinear ``grid_sample`` with PyTorch semantics and FOMM's coordinate grid (NHWC).
 
-The sampler is written with four corner gathers on the flattened H·W axis; its gradients (w.r.t. both
-the image and the grid) come from autodiff and reproduce torch's hand-written backward, including the
-border/reflection conventions (a coordinate exactly on a clipping border gets zero gradient).
+The sampler reads the four bilinear corners with one gather of rows of the image flattened to (B·H·W, C)
+(its transpose is one scatter-add; ≈1.2–1.5× faster forward + backward on CPU than four batched gathers, see
+benchmarks/kernels_benchmark.py). Its gradients (w.r.t. both the image and the grid) come from autodiff and
+reproduce torch's hand-written backward, including the border/reflection conventions (a coordinate exactly on a
+clipping border gets zero gradient).
 """
 from __future__ import annotations
 
@@ -109,17 +111,20 @@ def grid_sample(img: jax.Array, grid: jax.Array, padding_mode: str = "zeros",
   w_sw = (x1 - ix) * (iy - y0)
   w_se = (ix - x0) * (iy - y0)
 
-  flat = img.reshape(b, h * w, c)
-
-  def corner(yc: jax.Array, xc: jax.Array, weight: jax.Array) -> jax.Array:
-    # torch within_bounds_2d: out-of-image corners contribute 0 (to the value and to both gradients).
+  if b * h * w >= 2 ** 31:
+    raise ValueError(f"grid_sample: img {img.shape} has {b * h * w} pixels; row indices are int32 (< 2**31)")
+  base = jnp.arange(b, dtype=jnp.int32)[:, None] * (h * w)  # (B, 1): first row of each image
+  rows, weights = [], []
+  for yc, xc, wc in ((y0, x0, w_nw), (y0, x1, w_ne), (y1, x0, w_sw), (y1, x1, w_se)):
+    # torch within_bounds_2d: an out-of-image corner contributes 0 (to the value and to both gradients); it reads
+    # a clipped, in-bounds row with weight 0.
     valid = (xc >= 0) & (xc <= w - 1) & (yc >= 0) & (yc <= h - 1)
     xi = jnp.clip(xc, 0, w - 1).astype(jnp.int32)
     yi = jnp.clip(yc, 0, h - 1).astype(jnp.int32)
-    idx = (yi * w + xi)[..., None]  # (B, N, 1)
-    vals = jnp.take_along_axis(flat, idx, axis=1)  # (B, N, C)
-    weight = jnp.where(valid, weight, 0).astype(vals.dtype)
-    return vals * weight[..., None]
-
-  out = corner(y0, x0, w_nw) + corner(y0, x1, w_ne) + corner(y1, x0, w_sw) + corner(y1, x1, w_se)
+    rows.append(base + yi * w + xi)  # (B, N)
+    weights.append(jnp.where(valid, wc, 0).astype(img.dtype)[..., None])  # (B, N, 1)
+  idx = jnp.stack(rows).reshape(4 * b * ho * wo)  # (4·B·N,) corner-major
+  # One gather for all corners (and one scatter-add in the backward); indices are clipped, hence in bounds.
+  vals = img.reshape(b * h * w, c).at[idx].get(mode="promise_in_bounds").reshape(4, b, ho * wo, c)
+  out = vals[0] * weights[0] + vals[1] * weights[1] + vals[2] * weights[2] + vals[3] * weights[3]  # (B, N, C)
   return out.reshape(b, ho, wo, c).astype(img.dtype)
