@@ -31,6 +31,8 @@ flags.DEFINE_string("out", None, "Write the results as JSON here.")
 flags.DEFINE_float("flops", None, "FLOPs per iteration to use when the backend reports none (from --lower_only "
                    "on CPU).")
 flags.DEFINE_bool("lower_only", False, "Trace and lower the JAX iteration, print XLA's FLOP count, and stop.")
+flags.DEFINE_bool("compile_only", False, "Also compile, print XLA's memory estimate and compile time, and stop.")
+flags.DEFINE_bool("donate", True, "Donate the training state to the jitted iteration (--nodonate to measure it).")
 
 
 def _device_name():
@@ -81,7 +83,8 @@ def _stargan(batch, precision):
               "z_trg": rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32),
               "z_trg2": rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)}
   state = sg.create_sharded_state(cfg, hp, jax.random.key(0), mesh)
-  step = sg.jit_train_step(cfg, hp, mesh, dtype=jnp.bfloat16 if precision == "bf16" else None)
+  step = sg.jit_train_step(cfg, hp, mesh, dtype=jnp.bfloat16 if precision == "bf16" else None,
+                           donate=FLAGS.donate)
   jb = sharding.shard_batch(batch_np, mesh)
 
   def torch_setup():
@@ -122,7 +125,8 @@ def _dagan(batch, precision):
   vgg_module = vgg.VGGFeatures("vgg19")
   vgg_vars = jax.jit(vgg_module.init)(jax.random.key(2), jnp.zeros((1, 32, 32, 3)))
   state = dg.create_sharded_state(cfg, hp, jax.random.key(0), mesh, size, depth_vars, vgg_vars)
-  step = dg.jit_train_step(cfg, hp, mesh, vgg_module, dtype=jnp.bfloat16 if precision == "bf16" else None)
+  step = dg.jit_train_step(cfg, hp, mesh, vgg_module, dtype=jnp.bfloat16 if precision == "bf16" else None,
+                           donate=FLAGS.donate)
   rng = np.random.default_rng(0)
   p = hp.points_tps
   batch_np = {"source": rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32),
@@ -188,12 +192,20 @@ def main(argv):
   if not flops:  # the CUDA backend may not report lowered costs: count on CPU with --lower_only and pass --flops
     flops = FLAGS.flops or 0.0
   mem = compiled.memory_analysis()
-  jax_peak_mb = None
+  memory = {}
   if mem is not None:
-    jax_peak_mb = (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-                   - mem.alias_size_in_bytes) / 2**20
+    memory = {k: getattr(mem, f"{k}_size_in_bytes") / 2**20 for k in ("temp", "argument", "output", "alias")}
+  jax_peak_mb = (memory["temp"] + memory["argument"] + memory["output"] - memory["alias"]) if memory else None
   print(f"JAX compile {compile_s:.1f} s; XLA FLOPs/iteration {flops / 1e12:.3f} TFLOP; "
-        f"peak memory (XLA estimate) {jax_peak_mb:.0f} MiB" if jax_peak_mb else f"JAX compile {compile_s:.1f} s", flush=True)
+        f"peak memory (XLA estimate) {jax_peak_mb:.0f} MiB (temp {memory['temp']:.0f}, donated/aliased "
+        f"{memory['alias']:.0f})" if memory else f"JAX compile {compile_s:.1f} s", flush=True)
+  res = {"model": FLAGS.model, "config": FLAGS.config, "batch": batch, "precision": FLAGS.precision,
+         "donate": FLAGS.donate, "device": _device_name(), "jax_version": jax.__version__,
+         "torch_version": getattr(torch, "__version__", None), "jax_compile_s": compile_s,
+         "jax_peak_memory_mib": jax_peak_mb, "xla_memory_mib": memory, "xla_flops_per_iter": flops}
+  if FLAGS.compile_only:
+    _write(res)
+    return
 
   def jax_it():
     nonlocal state
@@ -226,12 +238,8 @@ def main(argv):
     print(f"  repeat {len(jt)}: jax {jt[-1] * 1e3:.1f} ms" + (f", torch {tt[-1] * 1e3:.1f} ms" if tt else ""), flush=True)
   peak = _peak_matmul_tflops(FLAGS.precision)
   jms = statistics.median(jt) * 1e3
-  res = {"model": FLAGS.model, "config": FLAGS.config, "batch": batch, "precision": FLAGS.precision,
-         "device": _device_name(), "jax_version": jax.__version__,
-         "torch_version": getattr(torch, "__version__", None), "jax_ms_per_iter": jms,
-         "jax_ms_spread": [min(jt) * 1e3, max(jt) * 1e3], "jax_images_per_s": batch / (jms / 1e3),
-         "jax_compile_s": compile_s, "jax_peak_memory_mib": jax_peak_mb, "xla_flops_per_iter": flops,
-         "achieved_tflops": flops / (jms / 1e3) / 1e12, "measured_peak_tflops": peak}
+  res.update(jax_ms_per_iter=jms, jax_ms_spread=[min(jt) * 1e3, max(jt) * 1e3], jax_images_per_s=batch / (jms / 1e3),
+             achieved_tflops=flops / (jms / 1e3) / 1e12, measured_peak_tflops=peak)
   res["mfu"] = res["achieved_tflops"] / peak if peak else None
   if tt:
     tms = statistics.median(tt) * 1e3
@@ -240,6 +248,10 @@ def main(argv):
                torch_peak_memory_mib=(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None)
   else:
     res.update(torch_ms_per_iter=None, speedup=None)
+  _write(res)
+
+
+def _write(res):
   print(json.dumps(res, indent=2), flush=True)
   if FLAGS.out:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)

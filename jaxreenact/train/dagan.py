@@ -200,12 +200,16 @@ def train_step(state: State, batch: dict[str, jax.Array], *, cfg: dagan.Config, 
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None, dtype=None):
-  """``train_step`` jitted over ``mesh`` (state replicated and donated); ``dtype`` is the compute dtype."""
+def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None, dtype=None, donate: bool = True):
+  """``train_step`` jitted over ``mesh`` (state replicated and donated); ``dtype`` is the compute dtype.
+
+  ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate).
+  """
   nets = dagan.build(cfg, dtype=dtype)
   fn = functools.partial(train_step, cfg=cfg, hp=hp, nets=nets, vgg_module=vgg_module)
   rep = sharding.replicated(mesh)
-  return jax.jit(fn, in_shardings=(rep, sharding.data_sharded(mesh)), out_shardings=(rep, rep), donate_argnums=0)
+  return jax.jit(fn, in_shardings=(rep, sharding.data_sharded(mesh)), out_shardings=(rep, rep),
+                 donate_argnums=0 if donate else ())
 
 
 def create_sharded_state(cfg: dagan.Config, hp: HParams, rng: jax.Array, mesh, img_size: int, depth_variables,

@@ -153,16 +153,17 @@ def train_step(state: State, batch: dict[str, jax.Array], *, cfg: stargan_v2.Con
   return new_state, metrics
 
 
-def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=None, dtype=None):
+def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=None, dtype=None, donate: bool = True):
   """``train_step`` jitted over ``mesh``: state replicated and donated, batch sharded on ``data``.
 
   ``dtype`` (e.g. ``jnp.bfloat16``) is the compute dtype; parameters and optimiser states stay float32.
+  ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate).
   """
   nets = stargan_v2.build(cfg, dtype=dtype)
   fn = functools.partial(train_step, cfg=cfg, hp=hp, nets=nets)
   rep = sharding.replicated(mesh)
   return jax.jit(fn, in_shardings=(state_sharding or rep, sharding.data_sharded(mesh)),
-                 out_shardings=(state_sharding or rep, rep), donate_argnums=0)
+                 out_shardings=(state_sharding or rep, rep), donate_argnums=0 if donate else ())
 
 
 def create_sharded_state(cfg: stargan_v2.Config, hp: HParams, rng: jax.Array, mesh, fan_variables=None,

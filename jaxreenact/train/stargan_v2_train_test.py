@@ -38,7 +38,9 @@ def _two_steps(n_devices):
     step = sg.jit_train_step(CFG, HP, mesh)
     for i in range(2):
       batch = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in _batch(i).items()}
+      old = state
       state, metrics = step(state, sharding.shard_batch(batch, mesh))
+      assert old.params["generator"]["params"]["from_rgb"]["kernel"].is_deleted()  # the state was donated
     return jax.device_get(state.params), jax.device_get(metrics)
 
 
@@ -162,3 +164,4 @@ def test_two_processes_equal_one_process(tmp_path):
   assert sorted(one.files) == sorted(two.files) and len(one.files) > 10
   for k in one.files:
     np.testing.assert_allclose(two[k], one[k], atol=1e-5, rtol=0, err_msg=k)
+
