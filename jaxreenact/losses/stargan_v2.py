@@ -10,6 +10,8 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxreenact.losses import at_least_f32
+
 Array = jax.Array
 MasksFn = Callable[[Array], tuple[Array, Array]]
 
@@ -19,6 +21,7 @@ def adv_loss(logits: Array, target: int) -> Array:
   if target not in (0, 1):
     raise ValueError(f"target must be 0 or 1, got {target}")
   # softplus(-x) = BCE(x, 1); softplus(x) = BCE(x, 0)
+  logits = at_least_f32(logits)
   return jnp.mean(jax.nn.softplus(-logits if target == 1 else logits))
 
 
@@ -26,6 +29,7 @@ def r1_reg(d_fn: Callable[[Array], Array], x_real: Array) -> tuple[Array, Array]
   """Returns (D(x_real), R1) with R1 = 0.5·mean_b Σ_pixels (∂ΣD/∂x)² (double backprop when differentiated)."""
   out, vjp = jax.vjp(d_fn, x_real)
   (grad,) = vjp(jnp.ones_like(out))  # ∂(Σ out)/∂x
+  grad = at_least_f32(grad)
   reg = 0.5 * jnp.mean(jnp.sum(jnp.square(grad).reshape(grad.shape[0], -1), axis=1))
   return out, reg
 
@@ -60,10 +64,11 @@ def g_loss(variables: Mapping[str, Any], nets, x_real: Array, y_org: Array, y_tr
   """
   if (z_trgs is None) == (x_refs is None):
     raise ValueError("give exactly one of z_trgs and x_refs")
-  G = lambda x, s, m: nets.generator.apply(variables["generator"], x, s, masks=m)  # noqa: E731
-  E = lambda x, y: nets.style_encoder.apply(variables["style_encoder"], x, y)  # noqa: E731
+  # Network outputs in float32 (at least): with a bf16 compute dtype the loss arithmetic stays float32.
+  G = lambda x, s, m: at_least_f32(nets.generator.apply(variables["generator"], x, s, masks=m))  # noqa: E731
+  E = lambda x, y: at_least_f32(nets.style_encoder.apply(variables["style_encoder"], x, y))  # noqa: E731
   if z_trgs is not None:
-    F_ = lambda z: nets.mapping_network.apply(variables["mapping_network"], z, y_trg)  # noqa: E731
+    F_ = lambda z: at_least_f32(nets.mapping_network.apply(variables["mapping_network"], z, y_trg))  # noqa: E731
     s_trg, s_trg2 = F_(z_trgs[0]), F_(z_trgs[1])
   else:
     s_trg, s_trg2 = E(x_refs[0], y_trg), E(x_refs[1], y_trg)

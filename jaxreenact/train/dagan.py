@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxreenact.losses import at_least_f32
 from jaxreenact.models import dagan
 from jaxreenact.models.dagan import losses as dl
 from jaxreenact.models.dagan.utils import Transform, image_pyramid
@@ -98,7 +99,7 @@ def generator_losses(trainable, others, state: State, nets, vgg_module, batch, t
   def kp(x, d, kp_vars):
     inp = jnp.concatenate([x, d], axis=-1) if cfg.rgbd else x
     out, upd = nets.kp_detector.apply(kp_vars, inp, train=True, mutable=["batch_stats"])
-    return out, {**kp_vars, **upd}
+    return at_least_f32(out), {**kp_vars, **upd}  # keypoints/Jacobians (inverted later) in float32 at least
 
   depth_src, depth_drv = depth(source), depth(driving)
   kp_src, kp_vars = kp(source, depth_src, kp_vars)
@@ -108,15 +109,15 @@ def generator_losses(trainable, others, state: State, nets, vgg_module, batch, t
                                             source_depth=depth_src, driving_depth=depth_drv, train=True,
                                             mutable=["batch_stats"])
   gen_vars = {**gen_vars, **gen_upd}
-  pred = generated["prediction"]
+  pred = at_least_f32(generated["prediction"])
   losses = {}
   pyr_real, pyr_gen = image_pyramid(driving, hp.scales), image_pyramid(pred, hp.scales)
   if sum(hp.perceptual):
     total = 0.0
     for s in hp.scales:
       key = f"prediction_{dagan.utils.scale_key(s)}"
-      x_vgg = vgg_module.apply(state.vgg, pyr_gen[key])
-      y_vgg = vgg_module.apply(state.vgg, pyr_real[key])
+      x_vgg = at_least_f32(vgg_module.apply(state.vgg, pyr_gen[key]))
+      y_vgg = at_least_f32(vgg_module.apply(state.vgg, pyr_real[key]))
       for i, w in enumerate(hp.perceptual):
         total = total + w * jnp.mean(jnp.abs(x_vgg[i] - jax.lax.stop_gradient(y_vgg[i])))
     losses["perceptual"] = total
@@ -217,4 +218,5 @@ def create_sharded_state(cfg: dagan.Config, hp: HParams, rng: jax.Array, mesh, i
   rep = sharding.replicated(mesh)
   state = init_state(cfg, hp, rng, img_size, None, None)
   state = state.replace(depth=depth_variables, vgg=vgg_variables)
-  return jax.device_put(state, rep)
+  # Copies (may_alias=False): the jitted step donates the state, which must not delete the caller's depth/VGG arrays.
+  return jax.device_put(state, rep, may_alias=False)

@@ -142,6 +142,7 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
   bar = tqdm(total=total_steps, initial=start, desc=f"train {task.name}", disable=not (progress and is_main),
              dynamic_ncols=True, unit="it")
   t_start, last_metrics, data_wait_s = time.time(), {}, 0.0
+  t_steady = wait_steady = t_logged = None
   data_state = task.data.get_state() if hasattr(task.data, "get_state") else None
   prefetcher = Prefetcher(task.data, task.mesh, prefetch) if start < total_steps else None
   status = "completed"
@@ -151,9 +152,13 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
       data_wait_s += wait_s
       with jax.transfer_guard("disallow"):  # only explicit transfers (device_put/device_get) from here to the step
         state, metrics = task.step_fn(state, batch)
+      if step == start:  # the first call compiles: steady-state throughput is timed from its result on
+        jax.block_until_ready(metrics)
+        t_steady, wait_steady = time.perf_counter(), data_wait_s
       done = step + 1
       if done % log_every == 0 or done == total_steps or ckpt.should_save(done):
         last_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        t_logged = time.perf_counter()
         bad = [k for k, v in last_metrics.items() if not math.isfinite(v)]
         if bad or not _all_finite(task.params_of(state)):
           status = "non_finite"
@@ -182,8 +187,13 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
       writer.flush()
   wall_s = time.time() - t_start
   steps = total_steps - start
+  steady = {}
+  if t_steady is not None and steps > 1:  # steps after the compiling first one, to the last step's metrics
+    steady_s = t_logged - t_steady
+    steady = {"steady_steps_per_s": (steps - 1) / steady_s,
+              "steady_data_wait_fraction": (data_wait_s - wait_steady) / steady_s}
   summary = {"model": task.name, "status": status, "start_step": start, "end_step": total_steps,
-             "wall_s": wall_s, "steps_per_s": steps / wall_s if steps and wall_s > 0 else None,
+             "wall_s": wall_s, "steps_per_s": steps / wall_s if steps and wall_s > 0 else None, **steady,
              "data_wait_s": data_wait_s, "data_wait_fraction": data_wait_s / wall_s if wall_s > 0 else None,
              "prefetch": prefetch, "last_metrics": last_metrics,
              "latest_checkpoint": os.path.join(ckpt.directory, str(total_steps))}

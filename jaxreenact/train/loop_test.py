@@ -52,6 +52,7 @@ def test_resume_continues_the_data_stream(tmp_path, prefetch):
   first = loop.run(_task(), workdir=str(tmp_path), total_steps=6, checkpoint_every=3, log_every=1,
                    sample_every=100, writer=_NullWriter(), progress=False, prefetch=prefetch)
   assert first["prefetch"] == prefetch and first["steps_per_s"] > 0 and 0 <= first["data_wait_fraction"] <= 1
+  assert first["steady_steps_per_s"] > 0 and 0 <= first["steady_data_wait_fraction"] <= 1
   summary = loop.run(_task(), workdir=str(tmp_path), total_steps=9, checkpoint_every=3, log_every=1,
                      sample_every=100, writer=_NullWriter(), progress=False, prefetch=prefetch)
   assert summary["start_step"] == 6

@@ -175,5 +175,5 @@ def create_sharded_state(cfg: stargan_v2.Config, hp: HParams, rng: jax.Array, me
   rep = sharding.replicated(mesh)
   state = jax.jit(functools.partial(init_state, cfg, hp, ema_init=ema_init), out_shardings=rep)(rng)
   if fan_variables is not None:
-    state = state.replace(fan=jax.device_put(fan_variables, rep))
+    state = state.replace(fan=jax.device_put(fan_variables, rep, may_alias=False))  # donated with the state: copy
   return state

@@ -39,18 +39,26 @@ class DaGAN:
 
 
 def build(cfg: Config, dtype: Any = None, param_dtype: Any = jnp.float32) -> DaGAN:
-  """Builds the modules described by ``cfg``; ``.generator`` is the SPADE one when ``cfg.generator`` says so."""
+  """Builds the modules described by ``cfg``; ``.generator`` is the SPADE one when ``cfg.generator`` says so.
+
+  ``dtype`` is the compute dtype. With a half type (bf16) the keypoint detector and the dense-motion network still
+  compute in float32: keypoint Jacobians are inverted downstream, and in bf16 only 63% of the keypoint detector's
+  first Adam updates had the float32 sign (90% with this policy; benchmarks/precision_check.py, BENCHMARKS.md),
+  and both run at a quarter of the image resolution, so this costs little.
+  """
   kw = dict(dtype=dtype, param_dtype=param_dtype)
+  motion_dtype = None if dtype is None else jnp.promote_types(dtype, jnp.float32)
   depth = DepthNet(num_layers=cfg.depth_layers, widths=tuple(cfg.depth_widths or DEFAULT_DEPTH_WIDTHS), **kw)
   kpp = cfg.kp_detector_params
   kp_detector = KPDetector(kpp.block_expansion, cfg.num_kp, cfg.kp_channels, kpp.max_features, kpp.num_blocks,
                            kpp.temperature, cfg.estimate_jacobian, kpp.scale_factor, kpp.single_jacobian_map,
-                           kpp.pad, **kw)
+                           kpp.pad, dtype=motion_dtype, param_dtype=param_dtype)
   gp = cfg.generator_params
   gen_kw = dict(num_channels=cfg.num_channels, num_kp=cfg.num_kp, block_expansion=gp.block_expansion,
                 max_features=gp.max_features, num_down_blocks=gp.num_down_blocks,
                 num_bottleneck_blocks=gp.num_bottleneck_blocks, estimate_occlusion_map=gp.estimate_occlusion_map,
-                dense_motion_params=gp.dense_motion_params, estimate_jacobian=cfg.estimate_jacobian, **kw)
+                dense_motion_params=gp.dense_motion_params, estimate_jacobian=cfg.estimate_jacobian,
+                motion_dtype=motion_dtype, **kw)
   if cfg.generator == "SPADEDepthAwareGenerator":
     generator = SPADEDepthAwareGenerator(spade_compress=gp.spade_compress, spade_out=gp.spade_out,
                                          spade_hidden=gp.spade_hidden, **gen_kw)

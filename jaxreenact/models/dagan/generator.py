@@ -95,6 +95,7 @@ class _GeneratorBase(nn.Module):
   estimate_jacobian: bool = False
   dtype: Any = None
   param_dtype: Any = jnp.float32
+  motion_dtype: Any = None  # compute dtype of the dense-motion network (None: ``dtype``); see ``dagan.build``
 
   @property
   def bottleneck_features(self) -> int:
@@ -128,7 +129,8 @@ class _GeneratorBase(nn.Module):
       dm = self.dense_motion_params
       motion = DenseMotionNetwork(dm.block_expansion, dm.num_blocks, dm.max_features, self.num_kp, self.num_channels,
                                   self.estimate_occlusion_map, dm.scale_factor, dm.kp_variance,
-                                  name="dense_motion_network", **kw)(source_image, kp_driving, kp_source, train)
+                                  name="dense_motion_network", dtype=self.motion_dtype or self.dtype,
+                                  param_dtype=self.param_dtype)(source_image, kp_driving, kp_source, train)
       outputs["mask"] = motion["mask"]
       outputs["sparse_deformed"] = motion["sparse_deformed"]
       occlusion_map = motion.get("occlusion_map")
@@ -139,7 +141,7 @@ class _GeneratorBase(nn.Module):
         occ = occlusion_map
         if occ.shape[1:3] != out.shape[1:3]:
           occ = resize_bilinear(occ, out.shape[1:3], align_corners=False)
-        out = out * occ
+        out = out * occ.astype(out.dtype)
       out, attention = DepthAwareAttention(self.bottleneck_features, name="AttnModule", **kw)(src, out)
       deformed = deform_input(source_image, motion["deformation"])
       outputs["deformed"] = deformed

@@ -10,12 +10,14 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxreenact.losses import at_least_f32
 from jaxreenact.models.dagan.utils import Keypoints, Transform, scale_key
 
 
 def generator_gan_loss(maps_generated: Mapping[str, Any], scales: Sequence[float], weight: float = 1.0) -> jax.Array:
   """LSGAN generator term: Σ_s weight·mean((1 − D_s(fake))²)."""
   total = jnp.zeros((), jnp.float32)
+  maps_generated = at_least_f32(maps_generated)
   for s in scales:
     total = total + weight * jnp.mean((1 - maps_generated[f"prediction_map_{scale_key(s)}"]) ** 2)
   return total
@@ -25,6 +27,7 @@ def discriminator_gan_loss(maps_real: Mapping[str, Any], maps_generated: Mapping
                            weight: float = 1.0) -> jax.Array:
   """LSGAN discriminator term: Σ_s weight·mean((1 − D_s(real))² + D_s(fake)²)."""
   total = jnp.zeros((), jnp.float32)
+  maps_real, maps_generated = at_least_f32((maps_real, maps_generated))
   for s in scales:
     key = f"prediction_map_{scale_key(s)}"
     total = total + weight * jnp.mean((1 - maps_real[key]) ** 2 + maps_generated[key] ** 2)
@@ -38,6 +41,7 @@ def feature_matching_loss(maps_real: Mapping[str, Any], maps_generated: Mapping[
   The official code does not detach the real features; pass stop-gradient'ed maps if that is wanted.
   """
   total = jnp.zeros((), jnp.float32)
+  maps_real, maps_generated = at_least_f32((maps_real, maps_generated))
   for s in scales:
     key = f"feature_maps_{scale_key(s)}"
     for i, (a, b) in enumerate(zip(maps_real[key], maps_generated[key])):
