@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from jaxreenact.complexity import analytic, latency, reconcile, specs, xla
+from jaxreenact.layers import conv
 
 V100_FP32_PEAK = 15.7e12  # NVIDIA V100 SXM2 FP32 peak FLOPS (the study's GPU); tensor-core FP16 peak 125e12
 V100_FP16_TC_PEAK = 125e12
@@ -196,6 +197,7 @@ def _torch_module_readings(m: specs.ModuleSpec, nets_cache: dict, batch: int, tr
 # ---------------------------------------------------------------------------------------------------------------
 # Modules.
 
+@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def module_record(m: specs.ModuleSpec, opts: Options, log: Progress, nets_cache: dict | None = None,
                   train_batch: int | None = None) -> dict[str, Any]:
   """Every reading of one module (see the schema in the docstring of :func:`run_model`).
@@ -328,6 +330,7 @@ def official_match(rec: dict[str, Any], off: dict[str, Any]) -> dict[str, tuple]
 # ---------------------------------------------------------------------------------------------------------------
 # Training iteration.
 
+@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def train_record(spec: specs.ModelSpec, modules: dict[str, dict], opts: Options, log: Progress,
                  nets_cache: dict | None) -> dict[str, Any]:
   tr = spec.train
@@ -439,6 +442,7 @@ def train_record(spec: specs.ModelSpec, modules: dict[str, dict], opts: Options,
   return rec
 
 
+@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def engine_profile(spec: specs.ModelSpec, batch: int, nets_cache: dict, log: Progress) -> dict[str, Any]:
   """DeepSpeed engine profile (the study's table format) of one training iteration on the CPU, at ``batch``."""
   import torch
@@ -472,6 +476,7 @@ def _per_device(fn, args, batch_argnums, opts: Options, log: Progress, what: str
 # ---------------------------------------------------------------------------------------------------------------
 # Scaling.
 
+@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def scaling_record(spec: specs.ModelSpec, opts: Options, log: Progress,
                    base_latency: dict[str, Any] | None = None) -> dict[str, Any]:
   """FLOPs (and some latencies) of ``spec.scaling`` against resolution and batch; per-device FLOPs under meshes.
@@ -615,6 +620,7 @@ def table10(spec: specs.ModelSpec, train: dict[str, Any]) -> dict[str, Any] | No
 # ---------------------------------------------------------------------------------------------------------------
 # Orchestration.
 
+@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def run_model(spec: specs.ModelSpec, opts: Options, log: Progress | None = None) -> dict[str, Any]:
   """The ``models.<name>`` subtree of complexity.json.
 
@@ -658,6 +664,7 @@ def _config_dict(cfg) -> dict[str, Any]:
   return {"repr": repr(cfg)}
 
 
+@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def build_report(model_specs: list[specs.ModelSpec], opts: Options, log: Progress | None = None) -> dict[str, Any]:
   log = log or Progress()
   t0 = time.perf_counter()

@@ -5,6 +5,7 @@ Parameters are named ``kernel`` (HWIO for convs, (in, out) for dense) and ``bias
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Sequence
 
@@ -36,6 +37,64 @@ def _torch_bias_init(fan_in: int):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
   return init
+
+
+# XLA:CPU's convolution emitter is pathologically slow when the output is only a few pixels (a 3×3, 512→512 conv
+# on 2×2 maps at batch 4 took 51 ms forward + backward vs 1.6 ms as one matmul; see BENCHMARKS.md), which is where
+# VGG, the discriminators and the style encoder end. Inside ``small_convs_as_matmul()`` (the training iterations
+# enter it) convolutions on CPU whose output has at most SMALL_OUTPUT_PIXELS pixels are computed as patches × kernel:
+# the same products summed in another order. ``exact_convolutions()`` (the complexity report) overrides it, so FLOP
+# counts are always those of the convolutions; outside both every Conv2d is one ``conv_general_dilated``.
+SMALL_OUTPUT_PIXELS = 16  # measured on the tiny training iterations: 16 beat 0, 32 and 64 for both models
+_state = {"matmul_small": False, "force_exact": False}
+
+
+@contextlib.contextmanager
+def _setting(key: str, value: bool):
+  previous = _state[key]
+  _state[key] = value
+  try:
+    yield
+  finally:
+    _state[key] = previous
+
+
+def small_convs_as_matmul():
+  """Context (read at trace time): CPU convolutions with small outputs become one matmul each."""
+  return _setting("matmul_small", True)
+
+
+def with_small_convs_as_matmul(fn):
+  """``fn`` traced inside ``small_convs_as_matmul()`` (wrap a function before ``jax.jit``)."""
+  def wrapped(*args, **kwargs):
+    with small_convs_as_matmul():
+      return fn(*args, **kwargs)
+  return wrapped
+
+
+def exact_convolutions():
+  """Context (read at trace time), also usable as a decorator: every Conv2d lowers to ``conv_general_dilated``."""
+  return _setting("force_exact", True)
+
+
+def _conv_as_matmul(x, kernel, stride, pads, dilation, precision):
+  """``conv_general_dilated`` (NHWC, HWIO, groups 1) as one matmul of the kh·kw shifted views against the kernel."""
+  kh, kw, cin, cout = kernel.shape
+  x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  b, hp, wp, _ = x.shape
+  ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+  wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+  views = [x[:, i * dilation[0]: i * dilation[0] + (ho - 1) * stride[0] + 1: stride[0],
+             j * dilation[1]: j * dilation[1] + (wo - 1) * stride[1] + 1: stride[1], :]
+           for i in range(kh) for j in range(kw)]  # kh·kw × (B, Ho, Wo, Cin), in the kernel's (h, w) order
+  patches = jnp.concatenate(views, axis=-1).reshape(b * ho * wo, kh * kw * cin)
+  return jnp.matmul(patches, kernel.reshape(kh * kw * cin, cout), precision=precision).reshape(b, ho, wo, cout)
+
+
+def _output_pixels(x_shape, kernel_shape, stride, pads, dilation) -> int:
+  ho = (x_shape[1] + sum(pads[0]) - dilation[0] * (kernel_shape[0] - 1) - 1) // stride[0] + 1
+  wo = (x_shape[2] + sum(pads[1]) - dilation[1] * (kernel_shape[1] - 1) - 1) // stride[1] + 1
+  return ho * wo
 
 
 def normalize_padding(padding: Padding) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -82,10 +141,14 @@ class Conv2d(nn.Module):
       x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), mode=mode)
       pads = ((0, 0), (0, 0))
     dtype = self.dtype or x.dtype
-    y = jax.lax.conv_general_dilated(
-        x.astype(dtype), kernel.astype(dtype), window_strides=stride, padding=pads,
-        rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=self.groups, precision=self.precision)
+    if (_state["matmul_small"] and not _state["force_exact"] and self.groups == 1 and jax.default_backend() == "cpu"
+        and _output_pixels(x.shape, kshape, stride, pads, dilation) <= SMALL_OUTPUT_PIXELS):
+      y = _conv_as_matmul(x.astype(dtype), kernel.astype(dtype), stride, pads, dilation, self.precision)
+    else:
+      y = jax.lax.conv_general_dilated(
+          x.astype(dtype), kernel.astype(dtype), window_strides=stride, padding=pads,
+          rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+          feature_group_count=self.groups, precision=self.precision)
     if self.use_bias:
       fan_in = kh * kw * cin // self.groups
       bias = self.param("bias", self.bias_init or _torch_bias_init(fan_in), (self.features,), self.param_dtype)

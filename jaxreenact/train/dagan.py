@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxreenact.layers import conv
 from jaxreenact.losses import at_least_f32
 from jaxreenact.models import dagan
 from jaxreenact.models.dagan import losses as dl
@@ -207,7 +208,9 @@ def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None, dtype=
   ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate).
   """
   nets = dagan.build(cfg, dtype=dtype)
-  fn = functools.partial(train_step, cfg=cfg, hp=hp, nets=nets, vgg_module=vgg_module)
+  # XLA:CPU is slow on convolutions with tiny outputs; on CPU those become matmuls (layers/conv.py)
+  fn = conv.with_small_convs_as_matmul(
+      functools.partial(train_step, cfg=cfg, hp=hp, nets=nets, vgg_module=vgg_module))
   rep = sharding.replicated(mesh)
   return jax.jit(fn, in_shardings=(rep, sharding.data_sharded(mesh)), out_shardings=(rep, rep),
                  donate_argnums=0 if donate else ())

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxreenact.layers import conv
 from jaxreenact.losses import stargan_v2 as losses
 from jaxreenact.models import stargan_v2
 from jaxreenact.train import ema as ema_lib
@@ -160,7 +161,9 @@ def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=Non
   ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate).
   """
   nets = stargan_v2.build(cfg, dtype=dtype)
-  fn = functools.partial(train_step, cfg=cfg, hp=hp, nets=nets)
+  # XLA:CPU is slow on convolutions with tiny outputs; on CPU those become matmuls (layers/conv.py)
+  fn = conv.with_small_convs_as_matmul(
+      functools.partial(train_step, cfg=cfg, hp=hp, nets=nets))
   rep = sharding.replicated(mesh)
   return jax.jit(fn, in_shardings=(state_sharding or rep, sharding.data_sharded(mesh)),
                  out_shardings=(state_sharding or rep, rep), donate_argnums=0 if donate else ())
