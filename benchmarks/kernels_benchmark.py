@@ -128,24 +128,23 @@ def grid_sample_stacked(img, grid, padding_mode="zeros", align_corners=False):
   return _blend(vals, wts).reshape(b, ho, wo, c).astype(img.dtype)
 
 
-def grid_sample_take_along_axis_x4(img, grid, padding_mode="zeros", align_corners=False):
-  """warp.grid_sample before issue 9: four take_along_axis gathers (default 'fill' mode) on the (B, H·W) axis."""
+def _four_gathers(img, grid, padding_mode, align_corners, mode):
   b, h, w, c = img.shape
   _, ho, wo, _ = grid.shape
   idx, wts, _ = _corner_indices_and_weights(img, grid, padding_mode, align_corners)
   flat = img.reshape(b, h * w, c)
-  vals = [jnp.take_along_axis(flat, i[..., None], axis=1) for i in idx]
+  vals = [jnp.take_along_axis(flat, i[..., None], axis=1, mode=mode) for i in idx]
   return _blend(vals, wts).reshape(b, ho, wo, c).astype(img.dtype)
+
+
+def grid_sample_take_along_axis_x4(img, grid, padding_mode="zeros", align_corners=False):
+  """warp.grid_sample before issue 9: four take_along_axis gathers (default 'fill' mode) on the (B, H·W) axis."""
+  return _four_gathers(img, grid, padding_mode, align_corners, None)
 
 
 def grid_sample_x4_in_bounds(img, grid, padding_mode="zeros", align_corners=False):
-  """The current four take_along_axis gathers, with mode='promise_in_bounds' (indices are clipped already)."""
-  b, h, w, c = img.shape
-  _, ho, wo, _ = grid.shape
-  idx, wts, _ = _corner_indices_and_weights(img, grid, padding_mode, align_corners)
-  flat = img.reshape(b, h * w, c)
-  vals = [jnp.take_along_axis(flat, i[..., None], axis=1, mode="promise_in_bounds") for i in idx]
-  return _blend(vals, wts).reshape(b, ho, wo, c).astype(img.dtype)
+  """The four take_along_axis gathers with mode='promise_in_bounds' (indices are clipped already)."""
+  return _four_gathers(img, grid, padding_mode, align_corners, "promise_in_bounds")
 
 
 def grid_sample_patch(img, grid, padding_mode="zeros", align_corners=False):

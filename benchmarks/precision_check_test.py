@@ -6,8 +6,6 @@ import sys
 
 import numpy as np
 
-from jaxreenact.train import precision_check
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,17 +22,15 @@ def _check_tracks(res):
     assert res["first_update_unchanged_fraction"]["bf16"][m] <= res["first_update_unchanged_fraction"]["fp32"][m] + 1e-3
 
 
-def test_stargan_v2_bf16_tracks_fp32_via_the_cli(tmp_path):
-  p = subprocess.run([sys.executable, "-m", "benchmarks.precision_check", "--model", "stargan_v2", "--steps", "2",
+def test_dagan_bf16_tracks_fp32_via_the_cli(tmp_path):
+  """DaGAN: the model whose keypoint Jacobians make bf16 delicate (StarGAN v2's bf16 step runs in
+  launch/benchmark_test.py; its 20-step comparison is in BENCHMARKS.md)."""
+  p = subprocess.run([sys.executable, "-m", "benchmarks.precision_check", "--model", "dagan", "--steps", "2",
                       "--batch", "4", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert p.returncode == 0, p.stderr[-3000:]
-  res = json.loads((tmp_path / "stargan_v2.json").read_text())
-  assert res["steps"] == 2 and len(res["curves"]["bf16"]["G/latent_cyc"]) == 2
-  assert (tmp_path / "stargan_v2.png").stat().st_size > 10_000
-  assert "first-update sign agreement" in (tmp_path / "stargan_v2.md").read_text()
-  assert "stargan_v2 bf16: step 2/2" in p.stdout
+  res = json.loads((tmp_path / "dagan.json").read_text())
+  assert res["steps"] == 2 and len(res["curves"]["bf16"]["G/perceptual"]) == 2
+  assert (tmp_path / "dagan.png").stat().st_size > 10_000
+  assert "first-update sign agreement" in (tmp_path / "dagan.md").read_text()
+  assert "dagan bf16: step 2/2" in p.stdout
   _check_tracks(res)
-
-
-def test_dagan_bf16_tracks_fp32():
-  _check_tracks(precision_check.compare("dagan", steps=2, batch_size=4, progress=lambda _: None))

@@ -9,12 +9,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("model", ["stargan_v2", "dagan"])
-def test_benchmark_writes_the_comparison(tmp_path, model):
+@pytest.mark.parametrize("model,precision", [("stargan_v2", "bf16"), ("dagan", "fp32")])
+def test_benchmark_writes_the_comparison(tmp_path, model, precision):
+  """Both models, both precisions between them (DaGAN's bf16 step runs in benchmarks/precision_check_test.py)."""
   pytest.importorskip("torch")
   out = tmp_path / f"{model}.json"
   env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-  p = subprocess.run([sys.executable, "-m", "launch.benchmark", "--model", model, "--config", "tiny", "--batch", "2",
+  p = subprocess.run([sys.executable, "-m", "launch.benchmark", "--model", model, "--config", "tiny", "--batch", "2", "--precision", precision,
                       "--repeats", "2", "--warmup", "1", "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
                      text=True, timeout=900)
   assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -22,7 +23,7 @@ def test_benchmark_writes_the_comparison(tmp_path, model):
   for key in ("jax_ms_per_iter", "torch_ms_per_iter", "speedup", "achieved_tflops", "mfu", "device",
               "jax_compile_s", "jax_peak_memory_mib", "xla_flops_per_iter", "measured_peak_tflops"):
     assert r[key] is not None, key
-  assert r["device"].startswith("cpu") and r["model"] == model and r["batch"] == 2
+  assert r["device"].startswith("cpu") and r["model"] == model and r["batch"] == 2 and r["precision"] == precision
   assert r["jax_ms_per_iter"] > 0 and r["torch_ms_per_iter"] > 0
   assert r["speedup"] == pytest.approx(r["torch_ms_per_iter"] / r["jax_ms_per_iter"])
   assert r["xla_flops_per_iter"] > 1e6  # XLA counted the whole iteration (forward + backward + updates)

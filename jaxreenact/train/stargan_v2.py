@@ -154,11 +154,13 @@ def train_step(state: State, batch: dict[str, jax.Array], *, cfg: stargan_v2.Con
   return new_state, metrics
 
 
-def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=None, dtype=None, donate: bool = True):
+def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=None, dtype=None, donate: bool = True,
+                   compiler_options: dict | None = None):
   """``train_step`` jitted over ``mesh``: state replicated and donated, batch sharded on ``data``.
 
   ``dtype`` (e.g. ``jnp.bfloat16``) is the compute dtype; parameters and optimiser states stay float32.
-  ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate).
+  ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate); ``compiler_options``
+  go to ``jax.jit`` (tests use ``{'xla_backend_optimization_level': 0}``: half the compile time).
   """
   nets = stargan_v2.build(cfg, dtype=dtype)
   # XLA:CPU is slow on convolutions with tiny outputs; on CPU those become matmuls (layers/conv.py)
@@ -166,7 +168,8 @@ def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=Non
       functools.partial(train_step, cfg=cfg, hp=hp, nets=nets))
   rep = sharding.replicated(mesh)
   return jax.jit(fn, in_shardings=(state_sharding or rep, sharding.data_sharded(mesh)),
-                 out_shardings=(state_sharding or rep, rep), donate_argnums=0 if donate else ())
+                 out_shardings=(state_sharding or rep, rep), donate_argnums=0 if donate else (),
+                 compiler_options=compiler_options)
 
 
 def create_sharded_state(cfg: stargan_v2.Config, hp: HParams, rng: jax.Array, mesh, fan_variables=None,

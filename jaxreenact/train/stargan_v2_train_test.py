@@ -35,7 +35,7 @@ def _two_steps(n_devices):
     state = sg.create_sharded_state(CFG, HP, jax.random.key(0), mesh)
     f64 = lambda t: jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, t)  # noqa: E731
     state = state.replace(params=f64(state.params), ema=f64(state.ema), opt_state=f64(state.opt_state))
-    step = sg.jit_train_step(CFG, HP, mesh)
+    step = sg.jit_train_step(CFG, HP, mesh, compiler_options={"xla_backend_optimization_level": 0})
     for i in range(2):
       batch = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in _batch(i).items()}
       old = state
@@ -75,7 +75,8 @@ def _train_cmd(workdir, total, every=5):
 
 def _env(tmp_cache):
   return dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_cache),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+              XLA_FLAGS="--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0")  # fast compile
 
 
 def _final_params(workdir, step):
@@ -147,7 +148,8 @@ def _free_port():
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
   """jax.distributed over two processes on 127.0.0.1 (one CPU device each) == one process, same global batch."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env = dict(os.environ, JAX_PLATFORMS="cpu",  # unoptimised XLA backend: half the compile time, same arithmetic
+             XLA_FLAGS="--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0")
   mod = [sys.executable, "-m", "jaxreenact.train.multiprocess_check"]
   single = subprocess.run(mod + ["--out", str(tmp_path / "one.npz")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
