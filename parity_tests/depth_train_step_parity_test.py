@@ -95,10 +95,7 @@ def _run(dtype: str):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_one_iteration_matches_torch(dtype):
-  if dtype == "float64":
-    with jax.enable_x64(True):
-      r = _run(dtype)
-  else:
+  with jax.enable_x64(dtype == "float64"):
     r = _run(dtype)
   assert r["step"] == 1
   assert set(r["torch_losses"]) <= set(r["metrics"])

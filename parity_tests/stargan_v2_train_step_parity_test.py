@@ -80,10 +80,7 @@ def _compare(a_vars, nets):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_one_iteration_matches_torch(dtype):
-  if dtype == "float64":
-    with jax.enable_x64(True):
-      r = _run(dtype)
-  else:
+  with jax.enable_x64(dtype == "float64"):
     r = _run(dtype)
   assert r["step"] == 1
   for k, v in r["torch_losses"].items():

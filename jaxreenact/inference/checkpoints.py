@@ -83,6 +83,22 @@ def restore_training_state(workdir: str | os.PathLike, step: int | None = None) 
   return step, jax.tree.map(np.asarray, state), config
 
 
+def _existing(path: str | os.PathLike) -> tuple[Path, str]:
+  """(path, kind) of a checkpoint path that must exist."""
+  p = Path(path)
+  if not p.exists():
+    raise CheckpointError(f"--checkpoint={path}: does not exist")
+  return p, _kind(p)
+
+
+def _restore_run(p: Path, step: int | None, model_name: str, label: str) -> tuple[int, dict, dict]:
+  """``restore_training_state`` of a run directory that must have trained ``model_name``."""
+  step, state, cfg_json = restore_training_state(p, step)
+  if cfg_json.get("model_name", model_name) != model_name:
+    raise CheckpointError(f"{p}: a {cfg_json.get('model_name')} run, not {label}")
+  return step, state, cfg_json
+
+
 def _drop_none(d: dict) -> dict:
   return {k: v for k, v in d.items() if v is not None}
 
@@ -122,14 +138,9 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
       from jaxreenact.checkpoint.fan_convert import load_wing_checkpoint
       variables["fan"] = load_wing_checkpoint(wing_ckpt)
     return Loaded("stargan_v2", cfg, variables, os.fspath(path), "random", None)
-  p = Path(path)
-  if not p.exists():
-    raise CheckpointError(f"--checkpoint={path}: does not exist")
-  kind = _kind(p)
+  p, kind = _existing(path)
   if kind == "workdir":
-    step, state, cfg_json = restore_training_state(p, step)
-    if cfg_json.get("model_name", "stargan_v2") != "stargan_v2":
-      raise CheckpointError(f"{p}: a {cfg_json.get('model_name')} run, not StarGAN v2")
+    step, state, cfg_json = _restore_run(p, step, "stargan_v2", "StarGAN v2")
     if "ema" not in state:
       raise CheckpointError(f"{p}: checkpoint state has no 'ema' entry (found {sorted(state)})")
     variables = {m: state["ema"][m] for m in STARGAN_MODULES}
@@ -257,14 +268,9 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
       raise CheckpointError(f"--checkpoint=random:{variant}: unknown preset; use random:tiny or random:vox256")
     cfg = config or presets[variant]()
     return Loaded("dagan", cfg, random_dagan_variables(cfg), os.fspath(path), "random", None)
-  p = Path(path)
-  if not p.exists():
-    raise CheckpointError(f"--checkpoint={path}: does not exist")
-  kind = _kind(p)
+  p, kind = _existing(path)
   if kind == "workdir":
-    step, state, cfg_json = restore_training_state(p, step)
-    if cfg_json.get("model_name", "dagan") != "dagan":
-      raise CheckpointError(f"{p}: a {cfg_json.get('model_name')} run, not DaGAN")
+    step, state, cfg_json = _restore_run(p, step, "dagan", "DaGAN")
     params = state.get("params", {})
     variables = {k: params[k] for k in ("kp_detector", "generator") if k in params}
     if state.get("depth") is not None:
