@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreenact.layers import warp
+from jaxreenact.models.dagan.generator import attention_core
 
 _OUT = flags.DEFINE_string("out", None, "Optional JSON file for the results.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed forward+backward calls per implementation (after warm-up).")
@@ -178,10 +179,8 @@ JAX_GRID_IMPLS: dict[str, Callable[..., jax.Array]] = {
 
 
 def attention_einsum(q, k, v):
-  """generator.py::DepthAwareAttention: einsum -> float32 softmax over keys -> einsum."""
-  energy = jnp.einsum("bic,bjc->bij", q, k)  # (B, N, N)
-  attention = jax.nn.softmax(energy.astype(jnp.promote_types(energy.dtype, jnp.float32)), axis=-1)
-  return jnp.einsum("bij,bjc->bic", attention.astype(v.dtype), v)
+  """The model's own core (generator.attention_core): einsum -> float32 softmax over keys -> einsum."""
+  return attention_core(q, k, v)[0]
 
 
 def attention_dpa(q, k, v, implementation=None):

@@ -80,10 +80,9 @@ def exact_convolutions():
 def _conv_as_matmul(x, kernel, stride, pads, dilation, precision):
   """``conv_general_dilated`` (NHWC, HWIO, groups 1) as one matmul of the kh·kw shifted views against the kernel."""
   kh, kw, cin, cout = kernel.shape
+  b = x.shape[0]
+  ho, wo = _output_size(x.shape, kernel.shape, stride, pads, dilation)
   x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  b, hp, wp, _ = x.shape
-  ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-  wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
   views = [x[:, i * dilation[0]: i * dilation[0] + (ho - 1) * stride[0] + 1: stride[0],
              j * dilation[1]: j * dilation[1] + (wo - 1) * stride[1] + 1: stride[1], :]
            for i in range(kh) for j in range(kw)]  # kh·kw × (B, Ho, Wo, Cin), in the kernel's (h, w) order
@@ -91,10 +90,10 @@ def _conv_as_matmul(x, kernel, stride, pads, dilation, precision):
   return jnp.matmul(patches, kernel.reshape(kh * kw * cin, cout), precision=precision).reshape(b, ho, wo, cout)
 
 
-def _output_pixels(x_shape, kernel_shape, stride, pads, dilation) -> int:
-  ho = (x_shape[1] + sum(pads[0]) - dilation[0] * (kernel_shape[0] - 1) - 1) // stride[0] + 1
-  wo = (x_shape[2] + sum(pads[1]) - dilation[1] * (kernel_shape[1] - 1) - 1) // stride[1] + 1
-  return ho * wo
+def _output_size(x_shape, kernel_shape, stride, pads, dilation) -> tuple[int, int]:
+  """(Ho, Wo) of a convolution (torch's formula)."""
+  return tuple((x_shape[1 + a] + sum(pads[a]) - dilation[a] * (kernel_shape[a] - 1) - 1) // stride[a] + 1
+               for a in (0, 1))
 
 
 def normalize_padding(padding: Padding) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -142,7 +141,7 @@ class Conv2d(nn.Module):
       pads = ((0, 0), (0, 0))
     dtype = self.dtype or x.dtype
     if (_state["matmul_small"] and not _state["force_exact"] and self.groups == 1 and jax.default_backend() == "cpu"
-        and _output_pixels(x.shape, kshape, stride, pads, dilation) <= SMALL_OUTPUT_PIXELS):
+        and math.prod(_output_size(x.shape, kshape, stride, pads, dilation)) <= SMALL_OUTPUT_PIXELS):
       y = _conv_as_matmul(x.astype(dtype), kernel.astype(dtype), stride, pads, dilation, self.precision)
     else:
       y = jax.lax.conv_general_dilated(

@@ -45,6 +45,13 @@ def deform_input(inp: jax.Array, deformation: jax.Array) -> jax.Array:
   return grid_sample(inp, deformation)
 
 
+def attention_core(q: jax.Array, k: jax.Array, v: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """softmax(q kᵀ) v without scaling (official): q, k (B, N, C'), v (B, N, C) -> (out (B, N, C), attention)."""
+  energy = jnp.einsum("bic,bjc->bij", q, k)  # (B, N, N)
+  attention = jax.nn.softmax(energy.astype(jnp.promote_types(energy.dtype, jnp.float32)), axis=-1)  # over keys
+  return jnp.einsum("bij,bjc->bic", attention.astype(v.dtype), v), attention
+
+
 class DepthAwareAttention(nn.Module):
   """q = ReLU(1×1(source depth feats)), k, v = ReLU(1×1(warped feats)); out = γ·softmax(q kᵀ)·v + feat.
 
@@ -62,9 +69,8 @@ class DepthAwareAttention(nn.Module):
     q = nn.relu(Conv2d(self.in_dim // 8, 1, name="query_conv", **kw)(source)).reshape(b, h * w, -1)  # (B, N, C/8)
     k = nn.relu(Conv2d(self.in_dim // 8, 1, name="key_conv", **kw)(feat)).reshape(b, h * w, -1)
     v = nn.relu(Conv2d(self.in_dim, 1, name="value_conv", **kw)(feat)).reshape(b, h * w, c)  # (B, N, C)
-    energy = jnp.einsum("bic,bjc->bij", q, k)  # (B, N, N)
-    attention = jax.nn.softmax(energy.astype(jnp.promote_types(energy.dtype, jnp.float32)), axis=-1)  # over keys
-    out = jnp.einsum("bij,bjc->bic", attention.astype(v.dtype), v).reshape(b, h, w, c)
+    out, attention = attention_core(q, k, v)
+    out = out.reshape(b, h, w, c)
     gamma = self.param("gamma", nn.initializers.zeros, (1,), self.param_dtype)
     return gamma.astype(out.dtype) * out + feat, attention
 
