@@ -18,6 +18,8 @@ import time
 
 from absl import app, flags
 
+from launch import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "stargan_v2", ["stargan_v2", "dagan"], "Model.")
 flags.DEFINE_enum("config", "tiny", ["tiny", "paper"], "tiny: CPU-sized; paper: 256 px (AFHQ StarGAN v2 / vox256 DaGAN).")
@@ -270,4 +272,4 @@ def _write(res):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 
 from absl import app, flags
+
+from launch import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "all", ["stargan_v2", "dagan", "all"], "Which model(s) to report.")
@@ -126,4 +127,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["out"])
-  sys.exit(app.run(main))
+  cli.run(main)

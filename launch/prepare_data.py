@@ -35,6 +35,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+from launch import cli
+
 COMMANDS = ("images", "videos", "crop", "align", "sample")
 
 _SRC = flags.DEFINE_string("src", None,
@@ -132,4 +134,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, positional=True)  # the sub-command is positional

@@ -23,6 +23,8 @@ import time
 
 from absl import app, flags, logging
 
+from launch import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Workdir, Orbax directory, official .pth.tar, or random:tiny|random:vox256.")
 flags.DEFINE_string("depth_encoder", None, "Depth encoder weights (encoder.pth) for a PyTorch checkpoint.")
@@ -66,8 +68,7 @@ def _sample_media(value: str) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # positional arguments are refused by cli.run
   for name in ("checkpoint", "source_image", "driving_video", "out"):
     if not getattr(FLAGS, name):
       raise app.UsageError(f"--{name} is required")
@@ -141,4 +142,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

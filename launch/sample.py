@@ -19,6 +19,8 @@ import time
 
 from absl import app, flags, logging
 
+from launch import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Training workdir, launch.convert Orbax directory, or *_nets_ema.ckpt.")
 flags.DEFINE_string("out_dir", None, "Where the grids, videos and reports go.")
@@ -57,8 +59,7 @@ def _pick(images, labels, n, round_robin: bool):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # positional arguments are refused by cli.run
   if not FLAGS.checkpoint or not FLAGS.out_dir:
     raise app.UsageError("--checkpoint and --out_dir are required")
   import jax
@@ -129,4 +130,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -16,6 +16,8 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from launch import cli
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config, e.g. configs/stargan_v2.py:tiny.",
                                  lock_config=True)
@@ -28,8 +30,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # positional arguments are refused by cli.run
   config = FLAGS.config
   if FLAGS.dry_run:
     print(config.to_json_best_effort(indent=2))
@@ -65,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)
