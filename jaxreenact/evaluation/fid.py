@@ -90,17 +90,19 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
   and cheap. Otherwise :func:`frechet_distance` on the statistics.
   """
   fa, fb = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-  mu1, s1 = feature_statistics(fa)
-  mu2, s2 = feature_statistics(fb)
-  if min(len(fa), len(fb)) >= fa.shape[1]:
-    return frechet_distance(mu1, s1, mu2, s2)
+  if fa.ndim != 2 or fb.ndim != 2 or min(len(fa), len(fb)) < 2:
+    raise ValueError(f"FID needs at least 2 feature rows (N, D) per set, got shapes {fa.shape} and {fb.shape}")
   if fa.shape[1] != fb.shape[1]:
     raise ValueError(f"feature sets differ in dimension: {fa.shape} vs {fb.shape}")
+  if min(len(fa), len(fb)) >= fa.shape[1]:
+    return frechet_distance(*feature_statistics(fa), *feature_statistics(fb))
+  mu1, mu2 = fa.mean(axis=0), fb.mean(axis=0)
   a = (fa - mu1) / np.sqrt(len(fa) - 1)
   b = (fb - mu2) / np.sqrt(len(fb) - 1)
   nuclear = float(np.sum(linalg.svd(a @ b.T, compute_uv=False)))
   diff = mu1 - mu2
-  return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * nuclear)
+  # Tr(Σ1) = ||A||², Tr(Σ2) = ||B||²: no D×D covariance is formed (cheap enough to bootstrap)
+  return float(diff.dot(diff) + np.sum(a * a) + np.sum(b * b) - 2.0 * nuclear)
 
 
 class _Extractor:

@@ -158,20 +158,28 @@ class LPIPS:
     return res[0] if single else res
 
 
-def pairwise_diversity(metric: LPIPS, outputs: Sequence[np.ndarray]) -> float:
-  """StarGAN v2 LPIPS diversity: mean over all pairs (i < j) of the batch-mean LPIPS between output sets.
+def pairwise_values(metric: LPIPS, outputs: Sequence[np.ndarray]) -> np.ndarray:
+  """LPIPS between every pair (i < j) of output sets, per source: (num_pairs, N).
 
   Args:
     metric: an :class:`LPIPS`.
     outputs: ``num_outs`` arrays (N, H, W, 3) in [-1, 1], the outputs for the same N sources.
-  Returns:
-    mean of LPIPS(outputs[i], outputs[j]) over pairs and batch (metrics/lpips.py calculate_lpips_given_images).
   """
   if len(outputs) < 2:
     raise ValueError(f"LPIPS diversity needs at least two outputs per source, got {len(outputs)}")
-  vals = [float(np.mean(metric(outputs[i], outputs[j]))) for i in range(len(outputs) - 1)
-          for j in range(i + 1, len(outputs))]
-  return float(np.mean(vals))
+  return np.stack([np.asarray(metric(outputs[i], outputs[j]), np.float64) for i in range(len(outputs) - 1)
+                   for j in range(i + 1, len(outputs))])
+
+
+def pairwise_diversity(metric: LPIPS, outputs: Sequence[np.ndarray]) -> float:
+  """StarGAN v2 LPIPS diversity: mean over all pairs (i < j) of the batch-mean LPIPS between output sets
+  (metrics/lpips.py calculate_lpips_given_images); ``outputs`` as in :func:`pairwise_values`."""
+  return diversity_of(pairwise_values(metric, outputs))
+
+
+def diversity_of(values: np.ndarray) -> float:
+  """The official diversity from :func:`pairwise_values`: batch mean per pair, then the mean over pairs."""
+  return float(np.mean([float(np.mean(v)) for v in values]))
 
 
 @functools.lru_cache(maxsize=2)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxreenact.evaluation import image_metrics
-from jaxreenact.evaluation.lpips import LPIPS, pairwise_diversity
+from jaxreenact.evaluation.lpips import LPIPS, diversity_of, pairwise_values
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -45,10 +45,14 @@ def _save_png(path: str, img_m11: np.ndarray) -> None:
 
 def evaluate_stargan_v2(sampler, data: StarGANEvalData, *, out_dir: str, modes: Sequence[str] = ("latent", "reference"),
                         num_outs: int = 10, batch_size: int = 32, fid_extractors: dict | None = None,
-                        lpips_metric: LPIPS | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                        lpips_metric: LPIPS | None = None, seed: int = 0, progress: bool = True,
+                        details: dict[str, Any] | None = None) -> dict[str, Any]:
   """Runs the official protocol; returns {'LPIPS_<mode>/<task>', 'FID[_<variant>]_<mode>/<task>', means, ...}.
 
-  Generated images are written to ``out_dir/<mode>/<task>/<index>_<out>.png`` (official naming).
+  Generated images are written to ``out_dir/<mode>/<task>/<index>_<out>.png`` (official naming). When ``details``
+  is a dict it receives, per '<mode>/<task>', what per-source statistics need (bootstrap intervals, paired
+  comparisons): 'lpips_per_source' (N,) — each source's mean pairwise LPIPS over its outputs — and
+  'fake_features' {variant: (N, num_outs, D)}, plus 'real_features' {(variant, target domain): (M, D)}.
   """
   if len(data.domains) < 2:
     raise ValueError(f"StarGAN v2 evaluation needs at least two domains, got {data.domains}")
@@ -71,7 +75,7 @@ def evaluate_stargan_v2(sampler, data: StarGANEvalData, *, out_dir: str, modes: 
         task_dir = os.path.join(out_dir, mode, task)
         os.makedirs(task_dir, exist_ok=True)
         x_all = data.val_images[data.val_labels == src]
-        fakes, lpips_values = [], []
+        fakes, lpips_values, per_source = [], [], []
         bar = tqdm(range(0, len(x_all), batch_size), desc=f"{mode} {task}", disable=not progress)
         for bi, i in enumerate(bar):
           x = x_all[i:i + batch_size]
@@ -94,17 +98,25 @@ def evaluate_stargan_v2(sampler, data: StarGANEvalData, *, out_dir: str, modes: 
               _save_png(os.path.join(task_dir, f"{i + k + 1:04d}_{j + 1:02d}.png"), out[k])
           fakes.append(np.concatenate(group))
           if lpips_metric is not None and num_outs > 1:
-            lpips_values.append(pairwise_diversity(lpips_metric, group))
+            pair_values = pairwise_values(lpips_metric, group)  # (pairs, n)
+            lpips_values.append(diversity_of(pair_values))
+            per_source.append(pair_values.mean(axis=0))
         if lpips_values:
           lpips_tasks[task] = float(np.mean(lpips_values))
-        fake = np.concatenate(fakes)
+        fake = np.concatenate(fakes)  # per batch: output j of every source of the batch, j = 1..num_outs
+        task_details: dict[str, Any] = {"target": trg, "fake_features": {}}
+        if per_source:
+          task_details["lpips_per_source"] = np.concatenate(per_source)
         for variant, extractor in fid_extractors.items():
           if (variant, trg) not in real_feats:
             real = data.train_images[data.train_labels == trg]
             real_feats[(variant, trg)] = extractor.features(real, (-1, 1), desc=f"inception real {trg_name}")
           from jaxreenact.evaluation.fid import fid_from_features
-          fid_tasks[variant][task] = fid_from_features(real_feats[(variant, trg)],
-                                                       extractor.features(fake, (-1, 1), desc=f"inception {task}"))
+          fake_feats = extractor.features(fake, (-1, 1), desc=f"inception {task}")
+          fid_tasks[variant][task] = fid_from_features(real_feats[(variant, trg)], fake_feats)
+          task_details["fake_features"][variant] = _per_source(fake_feats, len(x_all), batch_size, num_outs)
+        if details is not None:
+          details[f"{mode}/{task}"] = task_details
     for task, v in lpips_tasks.items():
       results[f"LPIPS_{mode}/{task}"] = v
     if lpips_tasks:
@@ -116,7 +128,19 @@ def evaluate_stargan_v2(sampler, data: StarGANEvalData, *, out_dir: str, modes: 
       if tasks:
         results[f"{prefix}_{mode}/mean"] = float(np.mean(list(tasks.values())))
   results["seconds"] = round(time.perf_counter() - t0, 2)
+  if details is not None:
+    details["real_features"] = real_feats
   return results
+
+
+def _per_source(features: np.ndarray, n: int, batch_size: int, num_outs: int) -> np.ndarray:
+  """Features in generation order (per source batch: output-major) -> (n sources, num_outs, D)."""
+  out, k = [], 0
+  for i in range(0, n, batch_size):
+    b = min(batch_size, n - i)
+    out.append(features[k:k + b * num_outs].reshape(num_outs, b, -1).transpose(1, 0, 2))
+    k += b * num_outs
+  return np.concatenate(out)
 
 
 def stargan_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
