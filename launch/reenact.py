@@ -67,11 +67,26 @@ def _sample_media(value: str) -> str:
   return value
 
 
+def _check_outputs() -> None:
+  """--out and --depth_video must be writable video paths: checked before the model is loaded or run."""
+  from jaxreenact.inference import video
+  for name in ("out", "depth_video"):
+    value = getattr(FLAGS, name)
+    if value is None:
+      continue
+    problem = video.output_problem(value)
+    if problem:
+      raise app.UsageError(f"--{name}={value}: {problem}")
+  if FLAGS.depth_video and os.path.abspath(FLAGS.depth_video) == os.path.abspath(FLAGS.out):
+    raise app.UsageError(f"--depth_video={FLAGS.depth_video}: the same file as --out")
+
+
 def main(argv):
   del argv  # positional arguments are refused by cli.run
   for name in ("checkpoint", "source_image", "driving_video", "out"):
     if not getattr(FLAGS, name):
       raise app.UsageError(f"--{name} is required")
+  _check_outputs()
   import dataclasses
 
   import jax
@@ -113,9 +128,12 @@ def main(argv):
                 else [reenact.to_uint8(p) for p in pred])
   t_written = time.perf_counter()
   audio_src = driving_path if FLAGS.audio and os.path.isfile(driving_path) else None
-  videos = {"result": video.write_video(FLAGS.out, out_frames, fps, audio_from=audio_src)}
-  if FLAGS.depth_video:
-    videos["depth"] = video.write_video(FLAGS.depth_video, list(reenact.depth_to_gray(res["depth"])), fps)
+  try:  # each write is read back (frames, fps); a failure ends the command before any report names the file
+    videos = {"result": video.write_video(FLAGS.out, out_frames, fps, audio_from=audio_src)}
+    if FLAGS.depth_video:
+      videos["depth"] = video.write_video(FLAGS.depth_video, list(reenact.depth_to_gray(res["depth"])), fps)
+  except media.VideoWriteError as e:
+    cli.error(f"writing the video failed: {e}")
   out_dir = os.path.dirname(os.path.abspath(FLAGS.out))
   stem = os.path.splitext(os.path.basename(FLAGS.out))[0]
   preview = os.path.join(out_dir, f"{stem}_preview.png")

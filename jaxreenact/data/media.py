@@ -179,15 +179,120 @@ def read_video_frames(path: str | os.PathLike, max_frames: int | None = None) ->
   return frames, note
 
 
+# Containers that hold the H.264 stream write_video encodes (and the AAC audio video.write_video copies).
+VIDEO_OUT_EXTENSIONS = (".mp4", ".mov", ".mkv")
+
+
+class VideoWriteError(RuntimeError):
+  """ffmpeg failed, or the file it wrote does not read back with the frames and frame rate sent."""
+
+
 def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: float = 25.0) -> None:
-  """Write (H, W, 3) uint8 frames as an H.264 .mp4 with the ffmpeg bundled by imageio-ffmpeg."""
+  """Write (H, W, 3) uint8 frames as an H.264 .mp4/.mov/.mkv with the ffmpeg bundled by imageio-ffmpeg.
+
+  ffmpeg's exit status is checked and the file is read back (frame count and frame rate) before this returns;
+  on any failure nothing is left at ``path`` and :class:`VideoWriteError` names the file and the reason.
+  """
+  import subprocess
+  import tempfile
+  from fractions import Fraction
+
   import imageio_ffmpeg
 
+  path = os.fspath(path)
+  shown = display_path(path)
+  if not has_extension(path, VIDEO_OUT_EXTENSIONS):
+    raise VideoWriteError(f"{shown}: a video must end in {', '.join(VIDEO_OUT_EXTENSIONS)}")
+  if os.path.isdir(path):
+    raise VideoWriteError(f"{shown}: is a directory, expected a video file name")
+  if not len(frames):
+    raise VideoWriteError(f"{shown}: no frames to write")
   h, w = frames[0].shape[:2]
-  writer = imageio_ffmpeg.write_frames(os.fspath(path), (w, h), fps=fps, codec="libx264", quality=8,
-                                       macro_block_size=1, pix_fmt_out="yuv420p",
-                                       output_params=["-loglevel", "error"])
-  writer.send(None)
-  for f in frames:
-    writer.send(np.ascontiguousarray(f))
-  writer.close()
+  rate = Fraction(fps).limit_denominator()  # a rational, so 30000/1001 is not rounded (as imageio-ffmpeg does)
+  # Write next to the target and rename when verified: a failed write never leaves a half-written file at `path`
+  # (nor replaces a good one that was there). The temporary name keeps the extension: ffmpeg picks the container
+  # from it.
+  try:
+    fd, tmp = tempfile.mkstemp(prefix=".writing-", suffix=os.path.splitext(path)[1],
+                               dir=os.path.dirname(os.path.abspath(path)))
+  except OSError as e:
+    raise VideoWriteError(f"{shown}: cannot write in {display_path(os.path.dirname(os.path.abspath(path)))}: "
+                          f"{e.strerror or e}") from None
+  os.close(fd)
+  # crf 10 = imageio-ffmpeg's quality=8 for libx264, which this function used before.
+  cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+         "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{w}x{h}", "-pix_fmt", "rgb24", "-r", str(rate), "-i", "-",
+         "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", tmp]
+  try:
+    with tempfile.TemporaryFile() as log:  # stderr to a file: a full pipe would block ffmpeg
+      proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+      broken = None
+      try:
+        for f in frames:
+          f = np.ascontiguousarray(f, dtype=np.uint8)
+          if f.shape != (h, w, 3):
+            raise VideoWriteError(f"{shown}: frame of shape {f.shape}, expected {(h, w, 3)} like the first one")
+          proc.stdin.write(f.tobytes())
+      except BrokenPipeError as e:  # ffmpeg exited early; its message is in the log
+        broken = e
+      finally:
+        try:
+          proc.stdin.close()
+        except BrokenPipeError:
+          pass
+        code = proc.wait()
+      log.seek(0)
+      err = log.read().decode("utf-8", "replace").strip()
+    if code != 0 or broken is not None:
+      raise VideoWriteError(f"{shown}: ffmpeg failed (exit status {code}): {_last_line(err) or broken}")
+    check_video(tmp, len(frames), float(rate), shown=shown)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _last_line(text: str) -> str:
+  lines = [l for l in text.splitlines() if l.strip()]
+  return lines[-1].strip()[-300:] if lines else ""
+
+
+def video_stream_info(path: str | os.PathLike, count_frames: bool = True) -> dict:
+  """{'frames': int | None, 'fps': float | None, 'has_audio': bool, 'audio_codec': str | None} of a video file.
+
+  One ``ffmpeg -i path -map 0:v:0 -f null -`` run (the bundled ffmpeg has no ffprobe): the stream header gives the
+  frame rate and the audio stream, the final progress line the number of frames actually decoded (the whole video
+  is decoded for that; ``count_frames=False`` reads only the header and reports ``frames`` None).
+  """
+  import subprocess
+
+  import imageio_ffmpeg
+
+  cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.fspath(path)]
+  if count_frames:
+    cmd += ["-map", "0:v:0?", "-f", "null", "-"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+  text = proc.stderr
+  audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", text)
+  fps = None
+  video = re.search(r"Stream #\S+.*?: Video: .*", text)
+  if video:
+    m = re.search(r"([\d.]+)(k?) fps", video.group(0)) or re.search(r"([\d.]+)(k?) tbr", video.group(0))
+    if m:  # ffmpeg prints a whole number of thousands as e.g. "1k fps"
+      fps = float(m.group(1)) * (1000 if m.group(2) else 1)
+  counts = re.findall(r"frame=\s*(\d+)", text) if count_frames and proc.returncode == 0 and video else []
+  return {"frames": int(counts[-1]) if counts else None, "fps": fps, "has_audio": audio is not None,
+          "audio_codec": audio.group(1) if audio else None}
+
+
+def check_video(path: str | os.PathLike, frames: int, fps: float, shown: str | None = None) -> dict:
+  """Reads ``path`` back and raises :class:`VideoWriteError` unless it holds ``frames`` frames at ``fps``."""
+  shown = shown or display_path(path)
+  info = video_stream_info(path)
+  if info["frames"] != frames:
+    raise VideoWriteError(f"{shown}: wrote {frames} frames but the file reads back with "
+                          f"{'no decodable video' if info['frames'] is None else info['frames']} frames")
+  # ffmpeg prints the rate with 2 decimals (23.976 -> "23.98"): half a unit of that plus a relative slack.
+  if info["fps"] is None or abs(info["fps"] - fps) > 0.006 + 1e-3 * fps:
+    raise VideoWriteError(f"{shown}: wrote {fps:g} fps but the file reads back at {info['fps']} fps")
+  return info
