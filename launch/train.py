@@ -43,9 +43,19 @@ def main(argv):
   from jaxreenact.train import loop, runners
   if config.model_name not in runners.TASKS:
     raise app.UsageError(f"config.model_name={config.model_name!r} has no trainer; known: {sorted(runners.TASKS)}")
-  os.makedirs(FLAGS.workdir, exist_ok=True)
-  with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  from jaxreenact.train import run_config
+  config_json = config.to_json_best_effort(indent=2)
+  try:  # a resume is checked against the stored config before anything in the workdir is written
+    allowed = run_config.check_resume(FLAGS.workdir, config_json)
+  except run_config.ConfigMismatchError as e:
+    cli.error(str(e))
+  for key, (old, new) in allowed.items():
+    logging.warning("resume: %s changed from %s to %s", key, old, new)
+  try:
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    run_config.write(FLAGS.workdir, config_json)
+  except OSError as e:
+    raise app.UsageError(f"--workdir={FLAGS.workdir}: cannot write there: {e.strerror or e}")
   task = runners.TASKS[config.model_name](config)
   notes = getattr(task, "notes", None)
   if notes:  # what was actually used (e.g. the perceptual trunk) goes next to the config

@@ -115,6 +115,29 @@ class Prefetcher:
       self._thread.join(timeout=10)
 
 
+def _truncate_metrics(path: str, step: int) -> None:
+  """Keeps the rows of ``metrics.jsonl`` up to ``step`` (the restored one).
+
+  An interrupted run has logged steps past its last checkpoint; the resumed run logs them again, so without this
+  they would appear twice. A row cut short by a kill is not valid JSON and goes too. Rewritten atomically.
+  """
+  if not os.path.exists(path):
+    return
+  keep = []
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue
+      if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+        keep.append(line if line.endswith("\n") else line + "\n")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(keep)
+  os.replace(tmp, path)
+
+
 def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, log_every: int, sample_every: int,
         keep_checkpoints: int = 3, writer=None, progress: bool = True, prefetch: int = 2) -> dict[str, Any]:
   """Trains until ``total_steps``; resumes from ``workdir/checkpoints`` when it holds a checkpoint.
@@ -134,10 +157,13 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
       task.data.set_state(data_state)
     logging.info("%s: resumed from step %d (%s)", task.name, start, ckpt.directory)
   is_main = jax.process_index() == 0
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  if is_main:
+    _truncate_metrics(metrics_path, start)
   if writer is None and is_main:
     from tensorboardX import SummaryWriter
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
+    # purge_step: events logged after the restored step by the interrupted run are dropped, as in metrics.jsonl.
+    writer = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start + 1 if start else None)
   samples_dir = os.path.join(workdir, "samples")
   bar = tqdm(total=total_steps, initial=start, desc=f"train {task.name}", disable=not (progress and is_main),
              dynamic_ncols=True, unit="it")

@@ -61,6 +61,23 @@ def test_resume_continues_the_data_stream(tmp_path, prefetch):
   assert seen == [2 * i + 1 for i in range(9)]  # batches 0..8 exactly once, in order, across the restart
 
 
+def test_resume_logs_each_step_once(tmp_path):
+  # The first run logs step 7 and then stops at step 8 (NaN), its last checkpoint being step 6: the resumed run
+  # trains steps 7.. again, so the rows the first run wrote past step 6 must go (they appeared twice before).
+  with pytest.raises(loop.NonFiniteLossError):
+    loop.run(_task(nan_at=8), workdir=str(tmp_path), total_steps=20, checkpoint_every=3, log_every=1,
+             sample_every=100, writer=_NullWriter(), progress=False)
+  assert [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")] == list(range(1, 8))
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 9, "loss": 0.')  # a row cut short by a kill mid-write
+  summary = loop.run(_task(), workdir=str(tmp_path), total_steps=10, checkpoint_every=3, log_every=1,
+                     sample_every=100, writer=_NullWriter(), progress=False)
+  assert summary["start_step"] == 6
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == list(range(1, 11))
+  assert [r["seen"] for r in rows] == [2 * i + 1 for i in range(10)]  # the rows of the resumed run for 7..10
+
+
 def test_implicit_transfer_inside_the_step_is_refused(tmp_path):
   task = _task()
   jitted = task.step_fn
