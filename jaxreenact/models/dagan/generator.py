@@ -2,6 +2,9 @@
 
 Both share the encoders: dense motion (FOMM), an RGB encoder (``first``, ``down_blocks``), a source-depth
 encoder (``src_first``, ``src_down_blocks``) and the DepthAwareAttention ``AttnModule``; they differ in the decoder.
+
+The two encoders read only the source image and its depth, so ``encode_source`` runs them alone and ``__call__``
+accepts their result (``source_features``): reenactment encodes the source once per video, not once per frame.
 """
 from __future__ import annotations
 
@@ -118,17 +121,44 @@ class _GeneratorBase(nn.Module):
                        f"got {source_depth.shape}")
     chex.assert_shape([kp_driving["value"], kp_source["value"]], (b, self.num_kp, 2))
 
-  def _encode_and_warp(self, source_image, kp_driving, kp_source, source_depth, train):
+  def setup(self):
+    # The source encoders live in setup (the decoders stay @compact in __call__) so that ``encode_source`` can be
+    # applied on its own. Names and parameter layout are unchanged: a setup list ``down_blocks`` names its items
+    # down_blocks_0, down_blocks_1, ... exactly as the torch ModuleList entries down_blocks.0, down_blocks.1, ...
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    widths = [min(self.max_features, self.block_expansion * 2 ** (i + 1)) for i in range(self.num_down_blocks)]
+    self.first = SameBlock2d(self.block_expansion, 7, 3, **kw)
+    self.down_blocks = [DownBlock2d(f, 3, 1, **kw) for f in widths]
+    self.src_first = SameBlock2d(self.block_expansion, 7, 3, **kw)
+    self.src_down_blocks = [DownBlock2d(f, 3, 1, **kw) for f in widths]
+
+  def encode_source(self, source_image: jax.Array, source_depth: jax.Array,
+                    train: bool = False) -> dict[str, jax.Array]:
+    """The generator's source-only work: {'image': RGB features, 'depth': depth features}, both (B, h, w, F).
+
+    Use with ``generator.apply(variables, source_image, source_depth, method="encode_source")``; pass the result
+    as ``source_features`` to ``__call__`` (batch 1 broadcasts to the driving batch).
+    """
+    out = self.first(source_image, train)
+    for block in self.down_blocks:
+      out = block(out, train)
+    src = self.src_first(source_depth, train)
+    for block in self.src_down_blocks:
+      src = block(src, train)
+    return {"image": out, "depth": src}
+
+  def _encode_and_warp(self, source_image, kp_driving, kp_source, source_depth, train, source_features=None):
     """Returns (attended features (B, h, w, F), outputs dict, occlusion map | None, deformed source | None)."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    out = SameBlock2d(self.block_expansion, 7, 3, name="first", **kw)(source_image, train)
-    for i in range(self.num_down_blocks):
-      out = DownBlock2d(min(self.max_features, self.block_expansion * 2 ** (i + 1)), 3, 1, name=f"down_blocks_{i}",
-                        **kw)(out, train)
-    src = SameBlock2d(self.block_expansion, 7, 3, name="src_first", **kw)(source_depth, train)
-    for i in range(self.num_down_blocks):
-      src = DownBlock2d(min(self.max_features, self.block_expansion * 2 ** (i + 1)), 3, 1,
-                        name=f"src_down_blocks_{i}", **kw)(src, train)
+    if source_features is None:
+      source_features = self.encode_source(source_image, source_depth, train)
+    b = source_image.shape[0]
+    if any(source_features[k].shape[0] not in (1, b) for k in ("image", "depth")):
+      raise ValueError(f"{type(self).__name__}: source_features must have batch 1 or {b} (source_image's), got "
+                       f"{ {k: v.shape for k, v in source_features.items()} }")
+    # Features of one source (batch 1) serve a batch of driving frames; in eval mode (BatchNorm with running
+    # statistics) each sample is independent of the others, so this equals encoding b copies of the source.
+    out, src = (jnp.broadcast_to(source_features[k], (b, *source_features[k].shape[1:])) for k in ("image", "depth"))
     outputs: dict[str, jax.Array] = {}
     occlusion_map = deformed = None
     if self.dense_motion_params is not None:
@@ -161,16 +191,19 @@ class DepthAwareGenerator(_GeneratorBase):
   ``__call__(source_image (B, H, W, C), kp_driving, kp_source, source_depth (B, H, W, 1), driving_depth=None,
   train=False)`` -> dict prediction (B, H, W, C) in (0, 1), deformed (B, H, W, C), occlusion_map (B, h, w, 1),
   mask (B, h, w, K+1), sparse_deformed (B, K+1, h, w, C), attention (B, h'·w', h'·w'). ``driving_depth`` is
-  accepted and unused, as in the official code.
+  accepted and unused, as in the official code. ``source_features`` (from ``encode_source``) skips the source
+  encoders.
   """
 
   @nn.compact
   def __call__(self, source_image: jax.Array, kp_driving: Keypoints, kp_source: Keypoints, source_depth: jax.Array,
-               driving_depth: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
+               driving_depth: jax.Array | None = None, train: bool = False,
+               source_features: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
     del driving_depth  # official: accepted, unused
     self._check_inputs(source_image, kp_driving, kp_source, source_depth)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    out, outputs, _, _ = self._encode_and_warp(source_image, kp_driving, kp_source, source_depth, train)
+    out, outputs, _, _ = self._encode_and_warp(source_image, kp_driving, kp_source, source_depth, train,
+                                               source_features)
     out = _Bottleneck(self.num_bottleneck_blocks, name="bottleneck", **kw)(out, train)
     for i in range(self.num_down_blocks):
       feats = min(self.max_features, self.block_expansion * 2 ** (self.num_down_blocks - i - 1))
@@ -258,13 +291,14 @@ class SPADEDepthAwareGenerator(_GeneratorBase):
 
   @nn.compact
   def __call__(self, source_image: jax.Array, kp_driving: Keypoints, kp_source: Keypoints, source_depth: jax.Array,
-               driving_depth: jax.Array | None = None, train: bool = False) -> dict[str, jax.Array]:
+               driving_depth: jax.Array | None = None, train: bool = False,
+               source_features: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
     del driving_depth
     if self.dense_motion_params is None:
       raise ValueError("SPADEDepthAwareGenerator needs dense_motion_params (its decoder reads the deformed source)")
     self._check_inputs(source_image, kp_driving, kp_source, source_depth)
     out, outputs, occlusion_map, deformed = self._encode_and_warp(source_image, kp_driving, kp_source, source_depth,
-                                                                  train)
+                                                                  train, source_features)
     if occlusion_map is not None:
       occ = occlusion_map
       if occ.shape[1:3] != deformed.shape[1:3]:
