@@ -135,42 +135,76 @@ def find_best_frame(source: np.ndarray, driving: Sequence[np.ndarray], progress:
 
 
 class Reenactor:
-  """Jitted DaGAN inference with one set of variables {'depth', 'kp_detector', 'generator'}."""
+  """Jitted DaGAN inference with one set of variables {'depth', 'kp_detector', 'generator'}.
+
+  Work that depends only on the source (its depth, keypoints and the generator's source encoders) and the
+  initial driving keypoints is done once per video by :meth:`prepare`; :meth:`animate` then does only the
+  per-frame work (driving depth + keypoints, motion, warp, attention, decoder) for a batch of driving frames.
+  """
 
   def __init__(self, cfg: dagan.Config, variables: dict[str, Any]):
     self.cfg = cfg
     self.nets = dagan.build(cfg)
     self.variables = {k: jax.tree.map(jnp.asarray, variables[k]) for k in ("depth", "kp_detector", "generator")}
 
+  def _encode_fn(self, v, img):
+    """img (B, H, W, 3) in [0, 1] -> depth (B, H, W, 1), keypoints."""
+    disp = self.nets.depth.apply(v["depth"], img)[0]  # scale-0 disparity in (0, 1): DaGAN's "depth"
+    kp_in = jnp.concatenate([img, disp], -1) if self.cfg.rgbd else img
+    return disp, self.nets.kp_detector.apply(v["kp_detector"], kp_in)
+
   @functools.cached_property
   def _encode(self):
-    nets = self.nets
-
-    def encode(v, img):  # img (B, H, W, 3) in [0, 1] -> depth (B, H, W, 1), keypoints
-      disp = nets.depth.apply(v["depth"], img)[0]  # scale-0 disparity in (0, 1): DaGAN's "depth"
-      kp_in = jnp.concatenate([img, disp], -1) if self.cfg.rgbd else img
-      return disp, nets.kp_detector.apply(v["kp_detector"], kp_in)
-    return jax.jit(encode)
+    return jax.jit(self._encode_fn)
 
   @functools.cached_property
-  def _animate(self):
-    nets = self.nets
+  def _prepare(self):
+    def prepare(v, source, initial):  # source, initial (1, H, W, 3)
+      depth_s, kp_s = self._encode_fn(v, source)
+      _, kp_0 = self._encode_fn(v, initial)
+      features = self.nets.generator.apply(v["generator"], source, depth_s, method="encode_source")
+      return {"source": source, "depth": depth_s, "kp": kp_s, "kp_initial": kp_0, "features": features}
+    return jax.jit(prepare)
 
-    def animate(v, source, depth_source, kp_source, kp_driving, kp_initial, relative, adapt_scale):
-      # relative / adapt_scale are traced booleans: one compiled function serves every flag combination
-      kp_rel = dagan.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=False)
-      kp_adapt = dagan.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=True)
-      kp_rel = jax.tree.map(lambda a, b: jnp.where(adapt_scale, b, a), kp_rel, kp_adapt)
-      kp_norm = jax.tree.map(lambda r, d: jnp.where(relative, r, d), kp_rel, dict(kp_driving))
-      b = kp_driving["value"].shape[0]
-      tile = lambda x: jnp.broadcast_to(x, (b, *x.shape[1:]))  # noqa: E731
-      out = nets.generator.apply(v["generator"], tile(source), kp_driving=kp_norm,
-                                 kp_source=jax.tree.map(tile, kp_source), source_depth=tile(depth_source))
-      return out["prediction"]
-    return jax.jit(animate)
+  @staticmethod
+  def _motion(kp_source, kp_driving, kp_initial, relative, adapt_scale):
+    # relative / adapt_scale are traced booleans: one compiled function serves every flag combination
+    kp_rel = dagan.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=False)
+    kp_adapt = dagan.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=True)
+    kp_rel = jax.tree.map(lambda a, b: jnp.where(adapt_scale, b, a), kp_rel, kp_adapt)
+    return jax.tree.map(lambda r, d: jnp.where(relative, r, d), kp_rel, dict(kp_driving))
+
+  def _step_fn(self, v, prepared, chunk, relative, adapt_scale):
+    """One batch of driving frames (B, H, W, 3) -> (prediction (B, H, W, 3), driving depth (B, H, W, 1))."""
+    depth_d, kp_d = self._encode_fn(v, chunk)
+    kp_norm = self._motion(prepared["kp"], kp_d, prepared["kp_initial"], relative, adapt_scale)
+    b = chunk.shape[0]
+    tile = lambda x: jnp.broadcast_to(x, (b, *x.shape[1:]))  # noqa: E731  one source for the whole batch
+    out = self.nets.generator.apply(v["generator"], tile(prepared["source"]), kp_driving=kp_norm,
+                                    kp_source=jax.tree.map(tile, prepared["kp"]),
+                                    source_depth=tile(prepared["depth"]), source_features=prepared["features"])
+    return out["prediction"], depth_d
+
+  @functools.cached_property
+  def _step(self):
+    return jax.jit(self._step_fn)
 
   def encode(self, images: np.ndarray):
     return self._encode(self.variables, jnp.asarray(images, jnp.float32))
+
+  def prepare(self, source: np.ndarray, initial_frame: np.ndarray) -> dict[str, Any]:
+    """Once per video: source (S, S, 3) and the initial driving frame (S, S, 3) in [0, 1] -> the source state
+    for :meth:`animate` (source depth, keypoints, generator source features, initial driving keypoints)."""
+    as_batch = lambda x: jnp.asarray(x, jnp.float32)[None]  # noqa: E731
+    return self._prepare(self.variables, as_batch(source), as_batch(initial_frame))
+
+  def animate(self, prepared: dict[str, Any], driving: np.ndarray, opts: Options = Options()):
+    """driving (B, S, S, 3) in [0, 1] -> (prediction (B, S, S, 3), driving depth (B, S, S, 1)) as jax arrays.
+
+    Each batch size compiles once; :meth:`run` pads the last batch of a video to ``opts.batch_size``.
+    """
+    return self._step(self.variables, prepared, jnp.asarray(driving, jnp.float32), jnp.asarray(opts.relative),
+                      jnp.asarray(opts.adapt_scale))
 
   def run(self, source: np.ndarray, driving: np.ndarray, opts: Options = Options(), progress: bool = True,
           initial_index: int = 0) -> dict[str, np.ndarray]:
@@ -181,8 +215,7 @@ class Reenactor:
                        f"{source.shape} and {driving.shape}")
     if not 0 <= initial_index < len(driving):
       raise ValueError(f"initial_index {initial_index} outside the {len(driving)} driving frames")
-    depth_s, kp_s = self.encode(source[None])
-    _, kp_0 = self.encode(driving[initial_index:initial_index + 1])
+    prepared = self.prepare(source, driving[initial_index])
     preds, depths = [], []
     t = len(driving)
     bs = max(1, opts.batch_size)
@@ -191,9 +224,7 @@ class Reenactor:
       k = len(chunk)
       if k < bs:  # pad to one compiled shape (compiling costs more than a few padded frames)
         chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - k, 0)])
-      depth_d, kp_d = self.encode(chunk)
-      pred = self._animate(self.variables, jnp.asarray(source[None]), depth_s, kp_s, kp_d, kp_0,
-                           jnp.asarray(opts.relative), jnp.asarray(opts.adapt_scale))
+      pred, depth_d = self.animate(prepared, chunk, opts)
       preds.append(np.asarray(pred)[:k])
       depths.append(np.asarray(depth_d)[:k])
     return {"prediction": np.concatenate(preds), "depth": np.concatenate(depths)}

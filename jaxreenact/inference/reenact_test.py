@@ -57,6 +57,45 @@ def test_initial_frame_choice_matters(model, clip):
   assert np.abs(a[2] - b[2]).max() > 1e-4
 
 
+def test_cached_source_features_equal_the_full_forward(model, clip):
+  """prepare() encodes the source once per video; animate() must give what the generator gives when it encodes
+  the (tiled) source itself, and its per-batch program must not contain the source encoders any more."""
+  import jax
+  import jax.numpy as jnp
+
+  from jaxreenact.complexity import analytic
+  source, initial, driving = clip[0], clip[2], clip[1:]
+  b = len(driving)
+  v = model.variables
+  depth_s, kp_s = model.encode(source[None])
+  _, kp_0 = model.encode(initial[None])
+
+  def full(v, source, depth_s, kp_s, kp_0, driving, relative):  # the generator encodes b copies of the source
+    depth_d, kp_d = model._encode_fn(v, driving)
+    kp_norm = model._motion(kp_s, kp_d, kp_0, relative, False)
+    tile = lambda x: jnp.repeat(x, b, axis=0)  # noqa: E731
+    out = model.nets.generator.apply(v["generator"], tile(source), kp_norm, jax.tree.map(tile, kp_s), tile(depth_s))
+    return out["prediction"], depth_d
+
+  args = (jnp.asarray(source[None]), depth_s, kp_s, kp_0, jnp.asarray(driving))
+  prepared = model.prepare(source, initial)
+  for relative in (True, False):
+    pred, depth = model.animate(prepared, driving, reenact.Options(relative=relative))
+    want_pred, want_depth = jax.jit(full)(v, *args, jnp.asarray(relative))
+    np.testing.assert_allclose(np.asarray(pred), np.asarray(want_pred), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(depth), np.asarray(want_depth), atol=1e-5, rtol=0)
+
+  # MACs per batch: the full path minus exactly the generator's source encoders on b images.
+  step = analytic.count_jaxpr(jax.make_jaxpr(model._step_fn)(v, prepared, args[-1], True, False))
+  whole = analytic.count_jaxpr(jax.make_jaxpr(full)(v, *args, True))
+  enc = analytic.count_jaxpr(jax.make_jaxpr(
+      lambda v, x, d: model.nets.generator.apply(v, x, d, method="encode_source"))(
+          v["generator"], jnp.repeat(args[0], b, 0), jnp.repeat(depth_s, b, 0)))
+  assert enc.naive > 0 and step.naive == whole.naive - enc.naive
+  n_down = model.cfg.generator_params.num_down_blocks
+  assert step.summary()["conv_ops"] == whole.summary()["conv_ops"] - 2 * (1 + n_down)  # first + down, RGB and depth
+
+
 def test_find_best_frame_picks_the_aligned_frame():
   photo = np.asarray(Image.fromarray(data.astronaut()).resize((256, 256), Image.LANCZOS))
   other = np.asarray(Image.fromarray(data.astronaut()[:, ::-1]).rotate(25).resize((256, 256)))
