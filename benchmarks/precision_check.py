@@ -14,6 +14,8 @@ import os
 
 from absl import app, flags
 
+from jaxreenact import compile_cache
+
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "stargan_v2", ["stargan_v2", "dagan"], "Model (tiny config, embedded sample data).")
 flags.DEFINE_integer("steps", 20, "Training iterations per precision.")
@@ -60,6 +62,7 @@ def markdown(res) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import jax
   jax.config.update("jax_default_matmul_precision", "highest")  # the float32 side is true float32
   from jaxreenact.train import precision_check

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Any, Iterator
 
 from absl import flags
@@ -35,6 +36,9 @@ _COMPILE_CACHE = flags.DEFINE_bool(
     "compile_cache", True,
     f"Persistent XLA compilation cache (${ENV_VAR}, else <XDG cache>/jaxreenact/xla): a second launch reuses the "
     "compiled programs. --nocompile_cache compiles everything afresh (e.g. to time cold compiles).")
+# absl's --help lists the key flags of the script being run (named by sys.argv[0]); a flag defined here would only
+# show under --helpfull, so it is made a key flag of whichever script imports this module.
+flags.FLAGS.register_key_flag_for_module(sys.argv[0] if sys.argv else "__main__", flags.FLAGS["compile_cache"])
 
 
 def default_dir() -> str | None:

@@ -18,6 +18,7 @@ import time
 
 from absl import app, flags
 
+from jaxreenact import compile_cache
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -168,6 +169,7 @@ def _dagan(batch, precision):
 
 def main(argv):
   del argv
+  cache_dir = compile_cache.setup_from_flags()  # jax_compile_s is a cache load when it hits
   import jax
   if FLAGS.precision == "fp32":
     jax.config.update("jax_default_matmul_precision", "highest")
@@ -214,6 +216,7 @@ def main(argv):
   res = {"model": FLAGS.model, "config": FLAGS.config, "batch": batch, "precision": FLAGS.precision,
          "donate": FLAGS.donate, "device": _device_name(), "jax_version": jax.__version__,
          "torch_version": getattr(torch, "__version__", None), "jax_compile_s": compile_s,
+         "compile_cache": cache_dir,
          "jax_peak_memory_mib": jax_peak_mb, "xla_memory_mib": memory, "xla_flops_per_iter": flops}
   if FLAGS.compile_only:
     _write(res)

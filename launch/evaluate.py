@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags, logging
 
+from jaxreenact import compile_cache
+
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", None, ["stargan_v2", "dagan"], "Which model to evaluate.")
 flags.DEFINE_string("checkpoint", None, "Workdir, launch.convert Orbax directory, official PyTorch file, or random:<preset>.")
@@ -214,6 +216,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not FLAGS.model or not FLAGS.checkpoint or not FLAGS.out_dir:
     raise app.UsageError("--model, --checkpoint and --out_dir are required")
+  compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import jax
   t0 = time.perf_counter()
   os.makedirs(FLAGS.out_dir, exist_ok=True)

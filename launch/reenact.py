@@ -23,6 +23,7 @@ import time
 
 from absl import app, flags, logging
 
+from jaxreenact import compile_cache
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -87,6 +88,7 @@ def main(argv):
     if not getattr(FLAGS, name):
       raise app.UsageError(f"--{name} is required")
   _check_outputs()
+  compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import dataclasses
 
   import jax

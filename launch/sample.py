@@ -19,6 +19,7 @@ import time
 
 from absl import app, flags, logging
 
+from jaxreenact import compile_cache
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -62,6 +63,7 @@ def main(argv):
   del argv  # positional arguments are refused by cli.run
   if not FLAGS.checkpoint or not FLAGS.out_dir:
     raise app.UsageError("--checkpoint and --out_dir are required")
+  compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import jax
   import numpy as np
 

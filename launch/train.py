@@ -16,6 +16,8 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxreenact import compile_cache
+
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -35,6 +37,7 @@ def main(argv):
   if FLAGS.dry_run:
     print(config.to_json_best_effort(indent=2))
     return
+  compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   if FLAGS.coordinator_address:
