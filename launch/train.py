@@ -17,7 +17,6 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxreenact import compile_cache
-
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -59,15 +58,15 @@ def main(argv):
     run_config.write(FLAGS.workdir, config_json)
   except OSError as e:
     raise app.UsageError(f"--workdir={FLAGS.workdir}: cannot write there: {e.strerror or e}")
-  task = runners.TASKS[config.model_name](config)
-  notes = getattr(task, "notes", None)
-  if notes:  # what was actually used (e.g. the perceptual trunk) goes next to the config
-    with open(os.path.join(FLAGS.workdir, "run_notes.json"), "w") as f:
-      json.dump(notes, f, indent=2)
-    for k, v in notes.items():
-      if isinstance(v, str):
-        logging.warning("%s: %s", k, v)
   try:
+    task = runners.TASKS[config.model_name](config)
+    notes = getattr(task, "notes", None)
+    if notes:  # what was actually used (e.g. the perceptual trunk) goes next to the config
+      with open(os.path.join(FLAGS.workdir, "run_notes.json"), "w") as f:
+        json.dump(notes, f, indent=2)
+      for k, v in notes.items():
+        if isinstance(v, str):
+          logging.warning("%s: %s", k, v)
     summary = loop.run(task, workdir=FLAGS.workdir, total_steps=config.total_steps,
                        checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                        sample_every=config.sample_every, keep_checkpoints=config.keep_checkpoints,
@@ -75,6 +74,10 @@ def main(argv):
   except loop.NonFiniteLossError as e:
     logging.error("%s", e)
     raise SystemExit(f"stopped: {e}")
+  except loop.Interrupted as e:  # SIGINT/SIGTERM: the state at the step reached is saved; one line, 130/143
+    cli.error(str(e), e.exit_code)
+  except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal (model, data and state being built)
+    cli.error(f"interrupted before training started; nothing saved in {FLAGS.workdir}/checkpoints", 130)
   print(json.dumps(summary, indent=2))
 
 

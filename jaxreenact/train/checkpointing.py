@@ -31,12 +31,19 @@ class CheckpointManager:
 
   def __init__(self, directory: str | os.PathLike, save_every: int, keep: int = 3):
     self.directory = os.path.abspath(os.fspath(directory))
+    # cleanup_tmp_directories: a save cut short by SIGKILL leaves a ``*.orbax-checkpoint-tmp*`` folder; the next
+    # start removes it (it is never a committed step).
     options = ocp.CheckpointManagerOptions(save_interval_steps=max(1, int(save_every)), max_to_keep=keep,
-                                           create=True, enable_async_checkpointing=False)
+                                           create=True, enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
     self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
 
   def should_save(self, step: int) -> bool:
     return self._mngr.should_save(int(step))
+
+  def reached_preemption(self, step: int) -> bool:
+    """Multi-host: True at the step all processes agreed to stop at after a SIGTERM (jax's preemption service)."""
+    return self._mngr.reached_preemption(int(step))
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()

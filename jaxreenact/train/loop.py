@@ -14,6 +14,7 @@ import json
 import math
 import os
 import queue
+import signal
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -30,6 +31,57 @@ from jaxreenact.train.checkpointing import CheckpointManager
 
 class NonFiniteLossError(RuntimeError):
   """Raised when a loss or parameter became NaN/inf; the last good checkpoint is kept."""
+
+
+class Interrupted(Exception):
+  """Raised by :func:`run` after a SIGINT/SIGTERM once the state at ``step`` is checkpointed (``saved``)."""
+
+  def __init__(self, signum: int, step: int, saved: bool, directory: str):
+    self.signum, self.step, self.saved, self.directory = signum, step, saved, directory
+    name = signal.Signals(signum).name
+    where = (f"checkpoint at step {step} in {directory}; run the same command to resume" if saved else
+             f"no checkpoint written (non-finite parameters at step {step})")
+    super().__init__(f"interrupted by {name} after step {step}: {where}")
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+class _StopSignals:
+  """While active, SIGINT/SIGTERM only record that a stop was asked for; the loop stops at the end of the step.
+
+  A handler that raised (Python's default KeyboardInterrupt) would unwind from wherever the main thread happens to
+  be, including the middle of an Orbax save, leaving a temporary directory and a traceback from every thread. A
+  second signal restores the previous handlers, so pressing Ctrl-C twice still ends a run that is stuck.
+  Multi-process runs leave SIGTERM to jax's preemption service (the processes must agree on the step to save at,
+  see ``CheckpointManager.reached_preemption``), and handle nothing locally: a save is collective.
+  """
+
+  def __init__(self, enabled: bool):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+    self._enabled = enabled and threading.current_thread() is threading.main_thread()
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is None:
+      self.signum = signum
+      logging.warning("%s received: stopping after the current step (send it again to stop at once)",
+                      signal.Signals(signum).name)
+    else:
+      self.restore()
+
+  def install(self):
+    if self._enabled:
+      for s in (signal.SIGINT, signal.SIGTERM):
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def restore(self):
+    for s, h in self._previous.items():
+      signal.signal(s, h)
+    self._previous.clear()
 
 
 @dataclasses.dataclass
@@ -172,7 +224,9 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
   data_state = task.data.get_state() if hasattr(task.data, "get_state") else None
   prefetcher = Prefetcher(task.data, task.mesh, prefetch) if start < total_steps else None
   status = "completed"
+  stop = _StopSignals(enabled=jax.process_count() == 1)
   try:
+    stop.install()
     for step in range(start, total_steps):
       batch, data_state, wait_s = prefetcher.next()
       data_wait_s += wait_s
@@ -204,7 +258,18 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
       if ckpt.should_save(done) or done == total_steps:
         ckpt.save(done, state, data_state, force=True)
       bar.update(1)
+      preempted = jax.process_count() > 1 and ckpt.reached_preemption(done)
+      if (stop.signum is not None or preempted) and done < total_steps:
+        # The Orbax preemption pattern: a save forced at the step reached (the interval save above, if any, has
+        # already completed: saves are synchronous), then a clean stop.
+        saved = ckpt.latest_step() == done
+        if not saved and _all_finite(task.params_of(state)):
+          ckpt.save(done, state, data_state, force=True)
+          saved = True
+        status = "interrupted"
+        raise Interrupted(stop.signum or signal.SIGTERM, done, saved, ckpt.directory)
   finally:
+    stop.restore()
     if prefetcher is not None:
       prefetcher.close()
     bar.close()

@@ -1,0 +1,108 @@
+"""launch.train under SIGINT / SIGTERM, and a resume that asks for a different model: nothing of the run is lost.
+
+One run is interrupted twice (SIGINT, then SIGTERM after it resumed), refused a resume with a changed model field
+in between, and finally resumed to the end; its parameters must equal those of a run that was never interrupted.
+"""
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _final_params, _train_cmd
+
+TOTAL = 8
+
+
+def _cmd(workdir):
+  return _train_cmd(workdir, TOTAL) + ["--config.log_every=1"]  # a metrics row per step: the test sees progress
+
+
+def _logged_steps(workdir):
+  path = workdir / "metrics.jsonl"
+  if not path.exists():
+    return []
+  steps = []
+  for line in path.read_text().splitlines():
+    try:
+      steps.append(json.loads(line)["step"])
+    except ValueError:  # a row being written
+      pass
+  return steps
+
+
+def _interrupt(workdir, env, sig, after_step):
+  """Starts the run, sends ``sig`` once a step past ``after_step`` is logged; returns (returncode, stderr)."""
+  p = subprocess.Popen(_cmd(workdir), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 600
+  while p.poll() is None and time.time() < deadline and not any(s > after_step for s in _logged_steps(workdir)):
+    time.sleep(0.05)
+  assert p.poll() is None, "the run ended before it could be interrupted:\n" + p.stderr.read()[-3000:]
+  p.send_signal(sig)
+  _, err = p.communicate(timeout=300)
+  return p.returncode, err
+
+
+def _check_stopped_cleanly(workdir, returncode, stderr, sig, code):
+  assert returncode == code, stderr[-3000:]
+  assert "Traceback" not in stderr, stderr[-5000:]
+  ours = [l for l in stderr.splitlines() if l.startswith("launch.train:")]
+  assert len(ours) == 1 and stderr.rstrip().endswith(ours[0]), stderr[-3000:]
+  m = re.fullmatch(rf"launch\.train: error: interrupted by {sig.name} after step (\d+): checkpoint at step \1 in "
+                   rf"(\S+); run the same command to resume", ours[0])
+  assert m, ours[0]
+  step = int(m.group(1))
+  assert m.group(2) == str(workdir / "checkpoints")
+  assert (workdir / "checkpoints" / str(step) / "state").is_dir()  # the step reached is saved...
+  assert max(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit()) == step  # ...and is the latest
+  assert not [p for p in workdir.rglob("*") if "orbax-checkpoint-tmp" in p.name]  # no half-written save
+  return step
+
+
+def _snapshot(workdir):
+  """Hash of every file of the run directory that a refused resume must leave alone."""
+  files = sorted(p for p in workdir.rglob("*") if p.is_file())
+  return {os.fspath(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.mark.slow
+def test_interrupts_and_refused_resume_keep_the_run_bit_identical(tmp_path):
+  env = _env(tmp_path / "xla_cache")  # shared by the runs: only the first compiles
+  straight, run = tmp_path / "straight", tmp_path / "run"
+  r = subprocess.run(_cmd(straight), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+
+  rc, err = _interrupt(run, env, signal.SIGINT, after_step=0)
+  first = _check_stopped_cleanly(run, rc, err, signal.SIGINT, 130)
+  assert first < TOTAL
+
+  # A resume asking for another model is refused before anything in the run is written.
+  before = _snapshot(run)
+  r = subprocess.run(_cmd(run) + ["--config.model.style_dim=8", "--config.total_steps=20"], cwd=ROOT, env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode != 0
+  lines = r.stderr.strip().splitlines()
+  assert len(lines) == 1, r.stderr[-3000:]
+  assert re.search(r"cannot change model\.style_dim \(model\.style_dim: 16 in the run, 8 requested\)", lines[0])
+  assert "total_steps: " not in lines[0]  # the allowed change alongside is not refused
+  assert _snapshot(run) == before
+
+  rc, err = _interrupt(run, env, signal.SIGTERM, after_step=first)
+  second = _check_stopped_cleanly(run, rc, err, signal.SIGTERM, 143)
+  assert first < second < TOTAL
+
+  r = subprocess.run(_cmd(run), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert json.loads((run / "summary.json").read_text())["start_step"] == second
+  assert _logged_steps(run) == list(range(1, TOTAL + 1))  # each step once across the three processes
+  a, b = _final_params(straight, TOTAL), _final_params(run, TOTAL)
+  flat_a, flat_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(flat_a) == len(flat_b) > 0
+  for x, y in zip(flat_a, flat_b):
+    np.testing.assert_array_equal(x, y)
