@@ -289,12 +289,10 @@ def load_dagan_checkpoint(ckpt_path: str | os.PathLike, cfg: dagan.Config,
   Returns:
     {"kp_detector", "generator", ["discriminator" if the file has it], ["depth" if both depth files given]}.
   """
-  import torch
+  from jaxreenact.checkpoint import torch_io
 
   path = os.fspath(ckpt_path)
-  ckpt = torch.load(path, map_location="cpu", weights_only=True)
-  if not isinstance(ckpt, Mapping):
-    raise ConversionError(f"{path}: expected a dict checkpoint, found {type(ckpt).__name__}")
+  ckpt = torch_io.load(path, "a DaGAN checkpoint (.pth.tar)")
   for required in ("kp_detector", "generator"):
     if required not in ckpt:
       raise ConversionError(f"{path}: no '{required}' entry (found {sorted(ckpt)}); expected the official DaGAN "

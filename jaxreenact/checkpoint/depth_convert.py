@@ -203,9 +203,9 @@ def depth_to_torch(variables: Mapping[str, Any], cfg_or_fields: Any = None,
 
 def load_depth_files(encoder_path: str, decoder_path: str, cfg_or_fields: Any = None) -> tuple[dict, dict]:
   """Loads ``encoder.pth`` and ``depth.pth`` (``torch.load(weights_only=True)``) -> (variables, metadata)."""
-  import torch
+  from jaxreenact.checkpoint import torch_io
 
-  encoder_sd = torch.load(encoder_path, map_location="cpu", weights_only=True)
-  decoder_sd = torch.load(decoder_path, map_location="cpu", weights_only=True)
+  encoder_sd = torch_io.load(encoder_path, "the depth encoder state_dict (encoder.pth)")
+  decoder_sd = torch_io.load(decoder_path, "the depth decoder state_dict (depth.pth)")
   return depth_from_torch(encoder_sd, decoder_sd, cfg_or_fields,
                           source_names=(os.fspath(encoder_path), os.fspath(decoder_path)))

@@ -166,9 +166,9 @@ def load_wing_checkpoint(path: str, ignore_unknown: bool = True, num_landmarks: 
   Returns:
     ``{"params": ..., "batch_stats": ...}``.
   """
-  import torch  # only needed for reading torch files
+  from jaxreenact.checkpoint import torch_io
 
-  ckpt = torch.load(path, map_location="cpu", weights_only=True)
+  ckpt = torch_io.load(path, "the FAN weights (wing.ckpt)")
   if isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping):
     ckpt = ckpt["state_dict"]
   if not isinstance(ckpt, Mapping):

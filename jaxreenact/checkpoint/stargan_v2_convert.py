@@ -82,18 +82,8 @@ def stargan_v2_to_torch(variables: Mapping[str, Any], cfg: stargan_v2.Config) ->
 
 def read_torch_file(path: str | os.PathLike) -> dict[str, Any]:
   """torch.load(weights_only=True) with a clear error; returns the top-level dict."""
-  import torch
-
-  path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"checkpoint not found: {path}")
-  try:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-  except Exception as e:  # pickle errors, truncated files, disallowed globals
-    raise ConversionError(f"{path}: cannot be read as a PyTorch checkpoint with weights_only=True ({e})") from e
-  if not isinstance(obj, dict):
-    raise ConversionError(f"{path}: expected a dict of state_dicts, found {type(obj).__name__}")
-  return obj
+  from jaxreenact.checkpoint import torch_io
+  return dict(torch_io.load(path, "a StarGAN v2 checkpoint (a dict of state_dicts, *_nets_ema.ckpt)"))
 
 
 def load_stargan_v2_checkpoint(path: str | os.PathLike, cfg: stargan_v2.Config) -> dict[str, Any]:

@@ -169,9 +169,8 @@ IGNORED_PREFIXES = ("AuxLogits.", "fc.")  # classifier heads in torchvision's fi
 def load_torchvision_weights(path: str | os.PathLike) -> InceptionV3Features:
   """InceptionV3Features in eval mode with torchvision's ImageNet weights (``torch.load(weights_only=True)``)."""
   path = os.fspath(path)
-  sd = torch.load(path, map_location="cpu", weights_only=True)
-  if not isinstance(sd, dict):
-    raise ValueError(f"{path}: expected a torchvision Inception-v3 state_dict, found {type(sd).__name__}")
+  from jaxreenact.checkpoint import torch_io
+  sd = dict(torch_io.load(path, "a torchvision Inception-v3 state_dict"))
   sd = {k: v for k, v in sd.items() if not k.startswith(IGNORED_PREFIXES)}
   model = InceptionV3Features()
   own = model.state_dict()

@@ -66,9 +66,8 @@ def load_vgg19_torch(path: str | os.PathLike) -> dict[str, Any]:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"VGG19 weights not found: {path}")
-  sd = torch.load(path, map_location="cpu", weights_only=True)
-  if not isinstance(sd, dict):
-    raise ValueError(f"{path}: expected a state_dict, found {type(sd).__name__}")
+  from jaxreenact.checkpoint import torch_io
+  sd = dict(torch_io.load(path, "a torchvision vgg19 state_dict"))
   sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
   flat = {}
   for k, v in sd.items():  # FOMM Vgg19 keeps torchvision indices under slice1..5

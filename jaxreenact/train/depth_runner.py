@@ -53,8 +53,8 @@ def depth_task(config) -> loop.Task:
   xla_options = dict(xla_options) if xla_options else None
   state = depth_train.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, compiler_options=xla_options)
   if config.pretrained_resnet_path:
-    import torch
-    sd = torch.load(config.pretrained_resnet_path, map_location="cpu", weights_only=True)
+    from jaxreenact.checkpoint import torch_io
+    sd = torch_io.load(config.pretrained_resnet_path, "a torchvision ResNet state_dict")
     state = sharding.replicate(depth_train.load_torchvision_resnet(jax.device_get(state), sd, hp,
                                                                    source=config.pretrained_resnet_path), mesh)
     logging.info("depth and pose encoders initialised from %s (official --weights_init pretrained)",
