@@ -6,6 +6,9 @@ StarGAN v2 (a ``*_nets.ckpt`` / ``*_nets_ema.ckpt`` file; the config is read off
 DaGAN (``DaGAN_vox_adv_256.pth.tar`` with the ResNet-18 depth files):
   python -m launch.convert --model dagan --torch_ckpt DaGAN_vox_adv_256.pth.tar \
       --depth_encoder encoder.pth --depth_decoder depth.pth --config configs/dagan.py:vox256 --out ckpt/dagan
+Inference weights of a training run (no optimiser state, discriminators or frozen VGG), e.g. to ship them:
+  python -m launch.convert --model dagan --from_workdir runs/dagan_tiny --out jaxreenact/shipped/dagan_tiny \
+      [--metadata_json provenance.json]
 Reverse (Orbax -> official PyTorch layout):
   python -m launch.convert --model stargan_v2 --to_torch --orbax_dir ckpt/celeba_hq --out back_nets_ema.ckpt
 """
@@ -28,6 +31,10 @@ flags.DEFINE_string("depth_decoder", None, "DaGAN only: depth decoder weights (d
 flags.DEFINE_string("out", None, "Output: an Orbax directory (to JAX) or a .ckpt/.pth.tar file (--to_torch).")
 flags.DEFINE_bool("to_torch", False, "Convert an Orbax directory (--orbax_dir) back to the official PyTorch layout.")
 flags.DEFINE_string("orbax_dir", None, "With --to_torch: directory written by this tool or by training.")
+flags.DEFINE_string("from_workdir", None, "Export the inference networks of this training workdir's latest checkpoint "
+                    "(StarGAN v2: EMA networks; DaGAN: depth, kp detector, generator) to --out.")
+flags.DEFINE_string("metadata_json", None, "With --from_workdir: a JSON object merged into the exported metadata "
+                    "(e.g. {\"provenance\": {...}}).")
 config_flags.DEFINE_config_file("config", None, "Model config file with variant, e.g. configs/stargan_v2.py:afhq. "
                                  "StarGAN v2: optional (inferred from the weights).", lock_config=True)
 
@@ -111,12 +118,36 @@ def _to_torch() -> dict:
   return {"model": FLAGS.model, "written": written, "modules": sorted(k for k in obj if k != "epoch")}
 
 
+def _export_workdir() -> dict:
+  from jaxreenact.inference import checkpoints
+  extra = {}
+  if FLAGS.metadata_json:
+    try:
+      with open(FLAGS.metadata_json) as f:
+        extra = json.load(f)
+    except (OSError, ValueError) as e:
+      raise app.UsageError(f"--metadata_json={FLAGS.metadata_json}: {e}")
+    if not isinstance(extra, dict):
+      raise app.UsageError(f"--metadata_json={FLAGS.metadata_json}: expected a JSON object")
+  load = checkpoints.load_stargan_v2 if FLAGS.model == "stargan_v2" else checkpoints.load_dagan
+  try:
+    loaded = load(FLAGS.from_workdir)
+  except checkpoints.CheckpointError as e:
+    raise app.UsageError(f"--from_workdir: {e}")
+  if loaded.kind != "workdir":
+    raise app.UsageError(f"--from_workdir={FLAGS.from_workdir}: not a training workdir (found a {loaded.kind} "
+                         f"checkpoint)")
+  return checkpoints.export_inference_weights(loaded, FLAGS.out, **extra)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if FLAGS.model is None or FLAGS.out is None:
     raise app.UsageError("--model and --out are required")
-  if FLAGS.to_torch:
+  if FLAGS.from_workdir:
+    summary = _export_workdir()
+  elif FLAGS.to_torch:
     if not FLAGS.orbax_dir:
       raise app.UsageError("--to_torch needs --orbax_dir")
     summary = _to_torch()

@@ -46,20 +46,22 @@ def _save_png(path: str, img_m11: np.ndarray) -> None:
 def evaluate_stargan_v2(sampler, data: StarGANEvalData, *, out_dir: str, modes: Sequence[str] = ("latent", "reference"),
                         num_outs: int = 10, batch_size: int = 32, fid_extractors: dict | None = None,
                         lpips_metric: LPIPS | None = None, seed: int = 0, progress: bool = True,
-                        details: dict[str, Any] | None = None) -> dict[str, Any]:
+                        details: dict[str, Any] | None = None,
+                        real_features: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, Any]:
   """Runs the official protocol; returns {'LPIPS_<mode>/<task>', 'FID[_<variant>]_<mode>/<task>', means, ...}.
 
   Generated images are written to ``out_dir/<mode>/<task>/<index>_<out>.png`` (official naming). When ``details``
   is a dict it receives, per '<mode>/<task>', what per-source statistics need (bootstrap intervals, paired
   comparisons): 'lpips_per_source' (N,) — each source's mean pairwise LPIPS over its outputs — and
   'fake_features' {variant: (N, num_outs, D)}, plus 'real_features' {(variant, target domain): (M, D)}.
+  ``real_features`` is a cache of the real images' features shared between calls on the same data (filled here).
   """
   if len(data.domains) < 2:
     raise ValueError(f"StarGAN v2 evaluation needs at least two domains, got {data.domains}")
   fid_extractors = fid_extractors or {}
   rng = np.random.default_rng(seed)
   results: dict[str, Any] = {}
-  real_feats: dict[tuple[str, int], np.ndarray] = {}
+  real_feats: dict[tuple[str, int], np.ndarray] = {} if real_features is None else real_features
   t0 = time.perf_counter()
   for mode in modes:
     if mode not in ("latent", "reference"):

@@ -4,7 +4,8 @@ official PyTorch file (converted on the fly).
 - Training workdir (``WORKDIR/config.json`` + ``WORKDIR/checkpoints/<step>/state``): the latest (or ``step``)
   checkpoint; StarGAN v2 uses the EMA networks (as the official sampler/evaluator does) and the frozen FAN;
   DaGAN uses ``params`` (kp_detector, generator) and the frozen ``depth`` network.
-- Orbax directory written by ``launch.convert`` (``variables/`` + ``jaxreenact_metadata.json``).
+- Orbax directory written by ``launch.convert`` (``variables/`` + ``jaxreenact_metadata.json``); ``shipped:<name>``
+  is such a directory inside the package (``jaxreenact.shipped``).
 - PyTorch: StarGAN v2 ``*_nets_ema.ckpt`` (config read off the weights), DaGAN ``*.pth.tar`` plus the depth
   ``encoder.pth`` / ``depth.pth``.
 """
@@ -84,7 +85,14 @@ def restore_training_state(workdir: str | os.PathLike, step: int | None = None) 
 
 
 def _existing(path: str | os.PathLike) -> tuple[Path, str]:
-  """(path, kind) of a checkpoint path that must exist."""
+  """(path, kind) of a checkpoint path that must exist; ``shipped:<name>`` names weights inside the package."""
+  from jaxreenact import shipped
+  name = shipped.name_of(path)
+  if name is not None:
+    try:
+      return shipped.path(name), "orbax"
+    except (ValueError, FileNotFoundError) as e:
+      raise CheckpointError(str(e)) from None
   p = Path(path)
   if not p.exists():
     raise CheckpointError(f"--checkpoint={path}: does not exist")
@@ -309,3 +317,18 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
     raise CheckpointError(f"{p}: no depth network: pass --depth_encoder=encoder.pth --depth_decoder=depth.pth "
                           f"(the ResNet-18 files released with DaGAN; nothing is downloaded)")
   return Loaded("dagan", cfg, variables, os.fspath(p), kind, step)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# export
+
+
+def export_inference_weights(loaded: Loaded, out_dir: str | os.PathLike, **metadata: Any) -> dict[str, Any]:
+  """Writes the inference networks of ``loaded`` as a ``launch.convert`` Orbax directory (no optimiser state, no
+  discriminator, no frozen VGG) that every inference command reads; returns the metadata written."""
+  from jaxreenact.checkpoint import orbax_io
+  config = json.loads(json.dumps(dataclasses.asdict(loaded.config), default=str))
+  meta = {"model": loaded.model, "config": config, "source": loaded.source, "source_kind": loaded.kind,
+          "step": loaded.step, "modules": sorted(loaded.variables), **metadata}
+  orbax_io.save_variables(out_dir, loaded.variables, meta)
+  return meta
