@@ -1,4 +1,4 @@
-"""Shared pytest setup: float32 at highest matmul precision in both frameworks (REFERENCE.md §4)."""
+"""Shared pytest setup: float32 at highest matmul precision in both frameworks (docs/facts.md §4)."""
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")

@@ -275,7 +275,7 @@ def _torch_or_none(use_torch: bool, device: str):
     import torch
   except ImportError:
     return None, None
-  torch.backends.cuda.matmul.allow_tf32 = False  # float32 matmuls really in float32 (REFERENCE.md §4)
+  torch.backends.cuda.matmul.allow_tf32 = False  # float32 matmuls really in float32 (docs/facts.md §4)
   torch.backends.cudnn.allow_tf32 = False
   if device in ("auto", "gpu") and torch.cuda.is_available():
     return torch, torch.device("cuda")

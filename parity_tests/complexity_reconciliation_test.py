@@ -1,6 +1,6 @@
-"""FLOP reconciliation between XLA, DeepSpeed, FlopCounterMode and the analytic count (REFERENCE.md §3).
+"""FLOP reconciliation between XLA, DeepSpeed, FlopCounterMode and the analytic count (docs/facts.md §3).
 
-Exact identities on small configs (every module of both models), the official 256-px figures of REFERENCE.md
+Exact identities on small configs (every module of both models), the official 256-px figures of docs/facts.md
 reproduced by the analytic count (jaxpr only) and by the torch tools on ``meta`` tensors (shapes only, no compute),
 and the training iteration's identities.
 """
@@ -104,7 +104,7 @@ def test_fan_forward_meta_equals_real_and_official_rule():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Official 256-px figures (REFERENCE.md §1, §2): jaxpr and meta tensors only.
+# Official 256-px figures (docs/facts.md §1, §2): jaxpr and meta tensors only.
 
 def test_stargan_celeba_hq_official_figures():
   spec = specs.stargan_v2_spec("celeba_hq")
@@ -126,7 +126,7 @@ def test_stargan_official_generator_and_xla_identity_at_256():
   count, traced = _jax_counts(spec.module("generator"))
   assert count.naive == 45_374_676_992
   assert xla.category_costs(traced.jaxpr, only_conv_dot=True).conv_dot_flops == 2 * count.padx
-  # XLA's convention: padx, 2.5% below naive (REFERENCE: pad-excluded ≈ 2.4% lower for AFHQ)
+  # XLA's convention: padx, 2.5% below naive (docs/facts.md: pad-excluded ≈ 2.4% lower for AFHQ)
   assert 0.02 < 1 - count.padx / count.naive < 0.03
 
 
@@ -144,7 +144,7 @@ def test_dagan_vox256_official_figures():
     assert tc.naive - count.naive == diff["torch_only_naive"] - diff["jax_only_naive"], m.name
   gen = spec.module("generator")
   tc, _, _ = _torch_counts(gen, nets)
-  assert tc.naive == 68_984_160_376  # REFERENCE: 137.968 GFLOP = 2 × 68,984 M MACs
+  assert tc.naive == 68_984_160_376  # docs/facts.md: 137.968 GFLOP = 2 × 68,984 M MACs
   assert gen.params == 46_096_917 and spec.module("kp_detector").params == 14_262_519
 
 

@@ -31,7 +31,7 @@ def images():
 
 
 def test_torch_reference_parameter_counts():
-  """The reference classes reproduce the official parameter counts (REFERENCE.md §2)."""
+  """The reference classes reproduce the official parameter counts (docs/facts.md §2)."""
   from torch_reference.dagan.factory import build_torch
   from torch_reference.dagan.util import count_params
 

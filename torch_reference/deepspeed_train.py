@@ -16,7 +16,7 @@ by the same grain pipelines as JAX and converted to NCHW tensors. Runs on CPU wi
 Outputs in ``--out``: ``timing.json`` (ms per iteration, machine), ``losses.jsonl``, and with ``--flops_profiler``
 ``flops_profile_<network>.txt``: the engine's DeepSpeed FlopsProfiler table for *one whole iteration* (all
 forwards of that network in it, e.g. StarGAN v2's G runs in all four phases; forward only — backward, R1's
-``autograd.grad`` and the optimiser are not counted, REFERENCE.md §3). The profiles are taken in extra iterations
+``autograd.grad`` and the optimiser are not counted, docs/facts.md §3). The profiles are taken in extra iterations
 after the ``--steps`` timed ones, one network per iteration: two profilers active at once would both wrap
 ``torch.nn.functional`` and double-count.
 

@@ -4,7 +4,7 @@ Two conventions are computed for every convolution and matrix product:
 
 * **naive**: output elements × (input channels per group) × kernel taps, padding taps included. This is what the
   DeepSpeed FlopsProfiler reports as MACs and what ``torch.utils.flop_counter.FlopCounterMode`` reports as
-  FLOPs / 2 (REFERENCE.md §3).
+  FLOPs / 2 (docs/facts.md §3).
 * **padding-excluded** (``padx``): only the (output, tap) pairs whose tap lands on a real input element, neither in
   the zero padding nor in a hole of an input (lhs) dilation. This is XLA's ``HloCostAnalysis`` rule; XLA's
   convolution and dot FLOPs are exactly 2 × padx.

@@ -38,7 +38,7 @@ def test_valid_taps_matches_brute_force(in_size, k, stride, pad, lhs_dil, rhs_di
 
 
 def test_conv3x3_hand_count():
-  """3×3/s1/p1 over H×W: naive = N·Cin·Cout·9·H·W; padx = N·Cin·Cout·(3H−2)(3W−2) (REFERENCE §3)."""
+  """3×3/s1/p1 over H×W: naive = N·Cin·Cout·9·H·W; padx = N·Cin·Cout·(3H−2)(3W−2) (docs/facts.md §3)."""
   n, h, w, cin, cout = 2, 10, 12, 3, 5
   c = analytic.count_fn(_conv, jax.ShapeDtypeStruct((n, h, w, cin), jnp.float32),
                         jax.ShapeDtypeStruct((3, 3, cin, cout), jnp.float32))

@@ -1,6 +1,6 @@
 """Per-category reconciliation of the FLOP counts of XLA, DeepSpeed, FlopCounterMode and the analytic count.
 
-The exact common ground (REFERENCE.md §3) is the analytic conv/matmul MAC count in two conventions:
+The exact common ground (docs/facts.md §3) is the analytic conv/matmul MAC count in two conventions:
 
 * DeepSpeed MACs == analytic naive MACs,
 * FlopCounterMode FLOPs == 2 × analytic naive MACs,

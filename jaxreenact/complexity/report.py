@@ -303,7 +303,7 @@ def _time(fn, args, opts: Options) -> dict[str, Any]:
 
 
 def official_match(rec: dict[str, Any], off: dict[str, Any]) -> dict[str, tuple]:
-  """{figure: (ours, official, equal)} for the REFERENCE.md figures a module spec carries."""
+  """{figure: (ours, official, equal)} for the official figures (docs/facts.md) a module spec carries."""
   out: dict[str, tuple] = {}
   if "macs_naive" in off:
     out["jax analytic naive MACs"] = (rec["analytic_macs_naive"], off["macs_naive"],
@@ -311,7 +311,7 @@ def official_match(rec: dict[str, Any], off: dict[str, Any]) -> dict[str, tuple]
     t = rec.get("torch_analytic_macs_naive")
     if t is not None:
       out["torch analytic naive MACs"] = (t, off["macs_naive"], t == off["macs_naive"])
-  if "gflops_2x_naive" in off:  # REFERENCE gives 2·MACs in GFLOP with 3 decimals
+  if "gflops_2x_naive" in off:  # docs/facts.md gives 2·MACs in GFLOP with 3 decimals
     g = off["gflops_2x_naive"]
     for key, v in (("jax 2·naive (GFLOP, 3 dp)", rec["analytic_macs_naive"]),
                    ("torch 2·naive (GFLOP, 3 dp)", rec.get("torch_analytic_macs_naive"))):
@@ -570,7 +570,7 @@ def table10(spec: specs.ModelSpec, train: dict[str, Any]) -> dict[str, Any] | No
        "explanation": (f"{fwd_source}, per-GPU batch {train['batch']}. The study's value is "
                        f"{ratio_flops:,.0f}× that: a profile started once and read after ~{ratio_flops:,.0f} "
                        "iterations (or start_profile called repeatedly, stacking wrappers) accumulates that many "
-                       "iterations' forward passes (REFERENCE.md §3).")},
+                       "iterations' forward passes (docs/facts.md §3).")},
       {"measure": "fwd latency", "study": lat_f, "correct": correct_fwd / V100_FP32_PEAK, "ratio": None,
        "explanation": ("not re-measurable without the study's V100; 'correct' is the lower bound at the V100's "
                        f"FP32 peak ({V100_FP32_PEAK / 1e12:.1f} TFLOPS). The study's latency is plausible "

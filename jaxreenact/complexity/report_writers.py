@@ -93,7 +93,7 @@ def _model_md(name: str, model: dict[str, Any]) -> list[str]:
             "each side."]
   off = {m: r for m, r in mods.items() if r.get("official")}
   if off:
-    out += ["", "### Official figures (REFERENCE.md, batch 1) reproduced", "",
+    out += ["", "### Official figures (docs/facts.md, batch 1) reproduced", "",
             "| module | figure | ours | official | match |", "|---|---|---:|---:|---|"]
     for m, r in off.items():
       for key, (ours, theirs, ok) in r["official_match"].items():

@@ -56,7 +56,7 @@ class ModuleSpec:
   inputs: Callable[[int], tuple]  # batch -> ShapeDtypeStruct args
   grad_inputs: tuple[int, ...] | None  # indices of inputs differentiated by the backward; None: frozen, no backward
   torch: TorchSide | None = None
-  official: dict[str, int] = dataclasses.field(default_factory=dict)  # REFERENCE.md figures at batch 1
+  official: dict[str, int] = dataclasses.field(default_factory=dict)  # official figures (docs/facts.md) at batch 1
   note: str = ""
   light: bool = False  # counts only: no compile, memory or latency (a variant of a module measured in full)
   param_grads: bool = True  # False: frozen weights, the backward only propagates to the inputs (VGG)
@@ -161,7 +161,7 @@ def meta_item():
 # ---------------------------------------------------------------------------------------------------------------
 # StarGAN v2.
 
-STARGAN_OFFICIAL = {  # REFERENCE.md §1, batch 1, 256 px, CelebA-HQ config: naive MACs, FlopCounterMode, DeepSpeed
+STARGAN_OFFICIAL = {  # docs/facts.md §1, batch 1, 256 px, CelebA-HQ config: naive MACs, FlopCounterMode, DeepSpeed
     "generator": {"macs_naive": 45_374_676_992, "flopcounter": 90_749_353_984, "deepspeed_flops": 90_966_212_608},
     "generator_masks": {"macs_naive": 45_407_707_136, "flopcounter": 90_815_414_272,
                         "deepspeed_flops": 91_032_273_120},
@@ -169,13 +169,13 @@ STARGAN_OFFICIAL = {  # REFERENCE.md §1, batch 1, 256 px, CelebA-HQ config: nai
     "style_encoder": {"macs_naive": 16_563_372_032, "flopcounter": 33_126_744_064, "deepspeed_flops": 33_176_249_344},
     "discriminator": {"macs_naive": 16_563_307_520, "flopcounter": 33_126_615_040, "deepspeed_flops": 33_176_120_322},
     "fan": {"macs_naive": 8_726_052_864, "flopcounter": 17_452_105_728, "deepspeed_flops": 17_502_592_000,
-            # REFERENCE's DeepSpeed figure is FAN.forward in eval mode; get_heatmap, read inside a module forward as
+            # the official DeepSpeed figure is FAN.forward in eval mode; get_heatmap, read inside a module forward as
             # in training, adds its two F.interpolate calls: size=256 (DeepSpeed's size= rule counts just 256) and
             # scale_factor=4 on (1, 98, 64, 64) (98·256·256 = 6,422,528).
             "deepspeed_offset": 256 + 6_422_528,
-            "note": "DeepSpeed: REFERENCE figure is FAN.forward; get_heatmap adds 256 + 6,422,528 for its two resizes"},
+            "note": "DeepSpeed: the official figure is FAN.forward; get_heatmap adds 256 + 6,422,528 for its two resizes"},
 }
-STARGAN_PARAMS = {  # REFERENCE.md §1
+STARGAN_PARAMS = {  # docs/facts.md §1
     (256, 2, 1.0): {"generator": 43_467_395, "mapping_network": 2_438_272, "style_encoder": 20_916_928,
                     "discriminator": 20_852_290, "fan": 6_333_603},
     (256, 3, 0.0): {"generator": 33_892_995, "mapping_network": 3_259_072, "style_encoder": 20_949_760,
@@ -439,9 +439,9 @@ def concrete(args: Sequence[Any], seed: int = 0) -> tuple:
 # ---------------------------------------------------------------------------------------------------------------
 # DaGAN.
 
-_DAGAN_JAX_NOTE = ("REFERENCE counts the official torch code (reproduced by the torch analytic count); the JAX port "
+_DAGAN_JAX_NOTE = ("docs/facts.md counts the official torch code (reproduced by the torch analytic count); the JAX port "
                    "computes the anti-alias blur only at the kept pixels, see the one-implementation-only table")
-DAGAN_OFFICIAL = {  # REFERENCE.md §2, batch 1, 256 px, num_kp 15, ResNet-18 depth: 2·naive MACs (GFLOP, 3 decimals)
+DAGAN_OFFICIAL = {  # docs/facts.md §2, batch 1, 256 px, num_kp 15, ResNet-18 depth: 2·naive MACs (GFLOP, 3 decimals)
     "depth": {"gflops_2x_naive": 8.548},
     "kp_detector": {"gflops_2x_naive": 2.961, "note": _DAGAN_JAX_NOTE},
     "dense_motion": {"gflops_2x_naive": 8.792, "note": _DAGAN_JAX_NOTE},

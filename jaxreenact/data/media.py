@@ -144,7 +144,7 @@ def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
       raise BadMedia(f"not a decodable GIF: {type(e).__name__}: {e}") from None
     return
-  import imageio_ffmpeg  # bundles an ffmpeg binary (REFERENCE.md §5); imported lazily, only videos need it
+  import imageio_ffmpeg  # bundles an ffmpeg binary (docs/facts.md §5); imported lazily, only videos need it
 
   try:
     gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")

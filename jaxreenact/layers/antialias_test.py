@@ -42,7 +42,7 @@ def test_matches_fomm(scale, hw):
 
 def test_kp_detector_geometry_and_identity():
   w = gaussian_kernel(4, 0.25)
-  assert w.shape == (4, 1, 13, 13)  # REFERENCE §2: sigma 1.5, kernel 13, pad 6
+  assert w.shape == (4, 1, 13, 13)  # docs/facts.md §2: sigma 1.5, kernel 13, pad 6
   np.testing.assert_allclose(w.sum(axis=(2, 3)), 1.0, rtol=1e-6)
   x = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
   assert anti_alias_downsample(x, 1.0) is x

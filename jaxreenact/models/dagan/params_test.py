@@ -1,4 +1,4 @@
-"""Parameter counts of the Flax networks equal the official ones (REFERENCE.md §2); shapes only, no compute."""
+"""Parameter counts of the Flax networks equal the official ones (docs/facts.md §2); shapes only, no compute."""
 import jax
 import numpy as np
 import pytest

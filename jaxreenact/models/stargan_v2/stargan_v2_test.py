@@ -7,7 +7,7 @@ import pytest
 
 from jaxreenact.models import stargan_v2
 
-# REFERENCE.md §1, measured with the official classes: (G, F, E, D).
+# docs/facts.md §1, measured with the official classes: (G, F, E, D).
 OFFICIAL_COUNTS = [
     (dict(img_size=256, num_domains=2, w_hpf=1), (43_467_395, 2_438_272, 20_916_928, 20_852_290)),
     (dict(img_size=256, num_domains=3, w_hpf=0), (33_892_995, 3_259_072, 20_949_760, 20_852_803)),
