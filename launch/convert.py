@@ -22,6 +22,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from launch import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", None, ["stargan_v2", "dagan"], "Which model the checkpoint holds.")
 flags.DEFINE_string("torch_ckpt", None, "PyTorch checkpoint to convert (official layout).")
@@ -89,16 +91,28 @@ def _to_torch() -> dict:
   import numpy as np
   import torch
   from jaxreenact.checkpoint import orbax_io, torch_convert
-  variables, meta = orbax_io.load_variables(FLAGS.orbax_dir)
+  from jaxreenact.inference import checkpoints
+  if checkpoints.is_training_workdir(FLAGS.orbax_dir):  # its latest good step, inference networks
+    load = checkpoints.load_stargan_v2 if FLAGS.model == "stargan_v2" else checkpoints.load_dagan
+    loaded = load(FLAGS.orbax_dir)
+    variables, meta = loaded.variables, {"model": FLAGS.model}
+    cfg = loaded.config
+  else:
+    variables, meta = orbax_io.load_variables(FLAGS.orbax_dir)
   if meta.get("model", FLAGS.model) != FLAGS.model:
     raise app.UsageError(f"{FLAGS.orbax_dir} holds a {meta['model']} checkpoint, not {FLAGS.model}")
   if FLAGS.model == "stargan_v2":
     from jaxreenact.models import stargan_v2
-    cfg = stargan_v2.Config(**meta["config"]) if "config" in meta else _stargan_cfg_from_flags()
+    if "config" in meta:
+      cfg = stargan_v2.Config(**meta["config"])
+    elif not checkpoints.is_training_workdir(FLAGS.orbax_dir):
+      cfg = _stargan_cfg_from_flags()
     sds = torch_convert.stargan_v2_to_torch(variables, cfg)
   else:
-    from jaxreenact.inference.checkpoints import dagan_config_from_dict
-    cfg = _dagan_cfg() if FLAGS.config is not None else dagan_config_from_dict(meta.get("config"))
+    if FLAGS.config is not None:
+      cfg = _dagan_cfg()
+    elif not checkpoints.is_training_workdir(FLAGS.orbax_dir):
+      cfg = checkpoints.dagan_config_from_dict(meta.get("config"))
     sds = torch_convert.dagan_to_torch(variables, cfg)
   as_torch = lambda sd: {k: v if hasattr(v, "detach") else torch.from_numpy(np.array(v)) for k, v in sd.items()}  # noqa: E731
   out_dir = os.path.dirname(os.path.abspath(FLAGS.out))
@@ -141,10 +155,21 @@ def _export_workdir() -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # cli.run refuses positional arguments
   if FLAGS.model is None or FLAGS.out is None:
     raise app.UsageError("--model and --out are required")
+  out_dir = os.path.dirname(os.path.abspath(FLAGS.out)) if FLAGS.to_torch else FLAGS.out
+  cli.require_writable_dir("out", out_dir)
+  from jaxreenact.checkpoint.naming import ConversionError
+  from jaxreenact.inference.checkpoints import CheckpointError
+  try:
+    summary = _convert()
+  except (ConversionError, CheckpointError, FileNotFoundError) as e:
+    raise app.UsageError(str(e))
+  print(json.dumps(summary, indent=2))
+
+
+def _convert() -> dict:
   if FLAGS.from_workdir:
     summary = _export_workdir()
   elif FLAGS.to_torch:
@@ -158,8 +183,8 @@ def main(argv):
       summary = _stargan_to_jax()
     else:
       summary = _dagan_to_jax()
-  print(json.dumps(summary, indent=2))
+  return summary
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

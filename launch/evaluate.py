@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags, logging
 
+from launch import cli
+
 from jaxreenact import compile_cache
 
 FLAGS = flags.FLAGS
@@ -212,18 +214,26 @@ def _dagan(out_dir: str) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  del argv  # cli.run refuses positional arguments
   if not FLAGS.model or not FLAGS.checkpoint or not FLAGS.out_dir:
     raise app.UsageError("--model, --checkpoint and --out_dir are required")
+  cli.require_writable_dir("out_dir", FLAGS.out_dir)
   compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import jax
   t0 = time.perf_counter()
   os.makedirs(FLAGS.out_dir, exist_ok=True)
-  result = _stargan(FLAGS.out_dir) if FLAGS.model == "stargan_v2" else _dagan(FLAGS.out_dir)
+  from jaxreenact.checkpoint.naming import ConversionError
+  from jaxreenact.data.media import VideoWriteError
+  from jaxreenact.inference.checkpoints import CheckpointError
+  try:
+    result = _stargan(FLAGS.out_dir) if FLAGS.model == "stargan_v2" else _dagan(FLAGS.out_dir)
+  except (CheckpointError, ConversionError, FileNotFoundError) as e:
+    raise app.UsageError(f"--checkpoint={FLAGS.checkpoint}: {e}")
+  except VideoWriteError as e:
+    cli.error(str(e))
   logging.info("evaluation done in %.1f s on %s", time.perf_counter() - t0, jax.devices()[0])
   print(json.dumps(result.get("metrics") or result.get("summary"), indent=2, default=str))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

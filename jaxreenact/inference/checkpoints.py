@@ -58,6 +58,13 @@ def _kind(path: Path) -> str:
                         f"directory from launch.convert (variables/), nor a PyTorch checkpoint file")
 
 
+def is_training_workdir(path: str | os.PathLike) -> bool:
+  """True for a ``launch.train`` workdir (``checkpoints/`` or ``config.json``, no converted ``variables/``)."""
+  p = Path(path)
+  return p.is_dir() and not (p / "variables").is_dir() and ((p / "checkpoints").is_dir() or
+                                                            (p / "config.json").is_file())
+
+
 def _latest_step(ckpt_dir: Path) -> int:
   steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit()
                  and (p / "state").is_dir()) if ckpt_dir.is_dir() else []
