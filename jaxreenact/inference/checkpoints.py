@@ -135,12 +135,10 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
   from jaxreenact.models import stargan_v2
   variant = random_variant(path)
   if variant is not None:
-    presets = {"tiny": lambda: stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16,
-                                                 max_conv_dim=64, w_hpf=0.0, base_dim=16),
-               "afhq": stargan_v2.Config.afhq}
-    if variant not in presets and config is None:
-      raise CheckpointError(f"--checkpoint=random:{variant}: unknown preset; use random:tiny or random:afhq")
-    cfg = config or presets[variant]()
+    if variant not in stargan_v2.PRESETS and config is None:
+      raise CheckpointError(f"--checkpoint=random:{variant}: unknown preset; use random:<"
+                            f"{'|'.join(stargan_v2.PRESETS)}>")
+    cfg = config or stargan_v2.Config.preset(variant)
     nets = stargan_v2.build(cfg)
     inputs = stargan_v2.dummy_inputs(cfg)
     rng = np.random.default_rng(0)
@@ -278,10 +276,9 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
   variant = random_variant(path)
   if variant is not None:
     from jaxreenact.models import dagan
-    presets = {"tiny": lambda: dagan.Config.tiny(depth_widths=(8, 16, 32, 64)), "vox256": dagan.Config.vox256}
-    if variant not in presets and config is None:
-      raise CheckpointError(f"--checkpoint=random:{variant}: unknown preset; use random:tiny or random:vox256")
-    cfg = config or presets[variant]()
+    if variant not in dagan.PRESETS and config is None:
+      raise CheckpointError(f"--checkpoint=random:{variant}: unknown preset; use random:<{'|'.join(dagan.PRESETS)}>")
+    cfg = config or dagan.Config.preset(variant)
     return Loaded("dagan", cfg, random_dagan_variables(cfg), os.fspath(path), "random", None)
   p, kind = _existing(path)
   if kind == "workdir":

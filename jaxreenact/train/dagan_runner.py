@@ -15,13 +15,12 @@ from jaxreenact.train import loop, samples, sharding
 def model_config(config):
   from jaxreenact.models import dagan
   m = config.model
-  if m.preset == "vox256":
-    cfg = dagan.Config.vox256()
-  elif m.preset == "tiny":
-    cfg = dagan.Config.tiny(depth_widths=(16, 32, 32, 64))
-  else:
-    raise ValueError(f"config.model.preset must be 'vox256' or 'tiny', got {m.preset!r}")
-  return cfg.override(num_kp=m.num_kp, generator=m.generator, depth_layers=m.depth_layers)
+  try:
+    cfg = dagan.Config.preset(m.preset)
+  except ValueError as e:
+    raise ValueError(f"config.model.preset: {e}") from None
+  fields = {k: m.get(k) for k in ("num_kp", "generator", "depth_layers")}
+  return cfg.override(**{k: v for k, v in fields.items() if v is not None})
 
 
 def depth_variables(config, cfg, img_size: int):

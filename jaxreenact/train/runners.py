@@ -19,12 +19,18 @@ def _data_dir(config, attr: str) -> str:
   return path
 
 
+def stargan_v2_model_config(config):
+  """The stargan_v2.Config a launch config trains (its ``model`` section, built from a named preset)."""
+  from jaxreenact.models import stargan_v2
+  return stargan_v2.Config(**dict(config.model))
+
+
 def stargan_v2_task(config) -> loop.Task:
   from jaxreenact.data import load_image_domains, stargan_v2_pipeline
   from jaxreenact.models import stargan_v2
   from jaxreenact.train import stargan_v2 as sg_train
 
-  cfg = stargan_v2.Config(**dict(config.model))
+  cfg = stargan_v2_model_config(config)
   hp = sg_train.HParams.from_config(config.hparams)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_divisible(config.batch_size, mesh)

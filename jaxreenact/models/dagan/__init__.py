@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxreenact.models.dagan.config import (Config, DenseMotionParams, DiscriminatorParams, GeneratorParams,
+from jaxreenact.models.dagan.config import (PRESETS, Config, DenseMotionParams, DiscriminatorParams, GeneratorParams,
                                             KPDetectorParams)
 from jaxreenact.models.dagan.depth import DepthNet
 from jaxreenact.models.dagan.discriminator import MultiScaleDiscriminator

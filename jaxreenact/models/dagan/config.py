@@ -94,9 +94,10 @@ class Config:
 
   @classmethod
   def tiny(cls, **overrides: Any) -> "Config":
-    """A small model for tests and smoke runs (works from 32 px up; 64 px is typical)."""
+    """A small model for CPU training, CI and the shipped weights (works from 32 px up; 64 px is typical)."""
     cfg = cls(
         num_kp=5,
+        depth_widths=(16, 32, 32, 64),
         kp_detector_params=KPDetectorParams(block_expansion=8, max_features=64, num_blocks=3),
         generator_params=GeneratorParams(block_expansion=8, max_features=32, num_bottleneck_blocks=2,
                                          dense_motion_params=DenseMotionParams(block_expansion=8, max_features=64,
@@ -104,6 +105,13 @@ class Config:
                                          spade_out=8, spade_hidden=16),
         discriminator_params=DiscriminatorParams(block_expansion=8, max_features=64, num_blocks=3))
     return cfg.override(**overrides) if overrides else cfg
+
+  @classmethod
+  def preset(cls, name: str) -> "Config":
+    """The named configuration (every consumer resolves names here): one of :data:`PRESETS`."""
+    if name not in PRESETS:
+      raise ValueError(f"unknown DaGAN preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return getattr(cls, name)()
 
   def override(self, **kwargs: Any) -> "Config":
     """Returns a copy with fields replaced; nested fields by dotted or double-underscore names.
@@ -194,3 +202,6 @@ def _replace_path(obj, parts: list[str], value: Any, full: str):
   if not dataclasses.is_dataclass(child):
     raise ValueError(f"Config.override: {full!r}: {parts[0]!r} is not a section")
   return dataclasses.replace(obj, **{parts[0]: _replace_path(child, parts[1:], value, full)})
+
+
+PRESETS = ("vox256", "tiny")

@@ -53,6 +53,26 @@ class Config:
   def afhq(cls) -> "Config":
     return cls(img_size=256, num_domains=3, w_hpf=0)
 
+  @classmethod
+  def expressions(cls) -> "Config":
+    """The study's Table 12: 7 emotion domains at 256 px, no high-pass masks."""
+    return cls(img_size=256, num_domains=7, w_hpf=0)
+
+  @classmethod
+  def tiny(cls) -> "Config":
+    """32 px, narrow (base_dim 16, max_conv_dim 64): CPU smoke runs, CI and the shipped weights."""
+    return cls(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0.0, base_dim=16)
+
+  @classmethod
+  def preset(cls, name: str) -> "Config":
+    """The named configuration (every consumer resolves names here): one of :data:`PRESETS`."""
+    if name not in PRESETS:
+      raise ValueError(f"unknown StarGAN v2 preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return getattr(cls, name)()
+
+
+PRESETS = ("celeba_hq", "afhq", "expressions", "tiny")
+
 
 @dataclasses.dataclass(frozen=True)
 class Nets:

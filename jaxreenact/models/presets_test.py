@@ -1,0 +1,61 @@
+"""Every consumer resolves a preset name to the same network: launch configs (training), inference's random:<name>,
+the complexity report and the speed benchmark all go through stargan_v2.Config.preset / dagan.Config.preset."""
+import ast
+import os
+
+import pytest
+
+from jaxreenact.models import dagan, stargan_v2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _launch_config(model, name):
+  import importlib
+  return importlib.import_module(f"configs.{model}").get_config(name)
+
+
+@pytest.mark.parametrize("name", stargan_v2.PRESETS)
+def test_stargan_v2_presets_agree(name):
+  from jaxreenact.complexity import specs
+  from jaxreenact.inference import checkpoints
+  from jaxreenact.train import runners
+  want = stargan_v2.Config.preset(name)
+  assert runners.stargan_v2_model_config(_launch_config("stargan_v2", name)) == want
+  assert specs.stargan_v2_config(name) == want
+  if want.w_hpf == 0:  # random w_hpf > 0 models also need the FAN weights file
+    assert checkpoints.load_stargan_v2(f"random:{name}").config == want
+
+
+@pytest.mark.parametrize("name", dagan.PRESETS)
+def test_dagan_presets_agree(name):
+  from jaxreenact.complexity import specs
+  from jaxreenact.train import dagan_runner
+  want = dagan.Config.preset(name)
+  assert dagan_runner.model_config(_launch_config("dagan", name)) == want
+  assert specs.dagan_config(name)[0] == want
+  if name == "tiny":  # drawing random vox256 weights is slow; the name resolution is the same code path
+    from jaxreenact.inference import checkpoints
+    assert checkpoints.load_dagan("random:tiny").config == want
+
+
+def test_loss_weights_are_the_training_ones():
+  from jaxreenact.complexity import specs
+  from jaxreenact.train import dagan as dg
+  from jaxreenact.train import stargan_v2 as sg
+  hp = dg.HParams()
+  assert specs.DAGAN_LOSS == {k: getattr(hp, k) for k in specs.DAGAN_LOSS}
+  cfg = _launch_config("dagan", "vox256")
+  assert dg.HParams.from_config(cfg.hparams) == hp
+  assert sg.HParams.from_config(_launch_config("stargan_v2", "celeba_hq").hparams) == sg.HParams()
+
+
+def test_benchmark_builds_its_models_from_the_presets():
+  # launch.benchmark defines absl flags at import, so it is read, not imported
+  tree = ast.parse(open(os.path.join(ROOT, "launch", "benchmark.py")).read())
+  table = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+               and getattr(n.targets[0], "id", "") == "PRESETS")
+  assert set(table["stargan_v2"].values()) <= set(stargan_v2.PRESETS)
+  assert set(table["dagan"].values()) <= set(dagan.PRESETS)
+  hand_built = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "Config"]
+  assert not hand_built, "launch/benchmark.py builds a Config by hand instead of resolving a preset"
