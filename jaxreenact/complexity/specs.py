@@ -205,10 +205,9 @@ def stargan_v2_config(name: str):
 def _stargan_torch_build(cfg):
   def build(device: str):
     import torch
-    from torch_reference.stargan_v2.model import build_nets
+    from torch_reference.stargan_v2.model import build_nets_from_config
     with torch.device(device):
-      nets = build_nets(cfg.img_size, cfg.num_domains, cfg.latent_dim, cfg.style_dim, cfg.max_conv_dim, cfg.w_hpf,
-                        he=False)
+      nets = build_nets_from_config(cfg, he=False)  # every field, base_dim included
       if cfg.w_hpf > 0:
         from torch_reference.stargan_v2.wing import FAN
         nets["fan"] = FAN().eval()  # official build_model: FAN(...).eval(), BatchNorm on running statistics
