@@ -77,14 +77,26 @@ def _latest_step(ckpt_dir: Path) -> int:
 def restore_training_state(workdir: str | os.PathLike, step: int | None = None) -> tuple[int, dict, dict]:
   """(step, state as a nested dict of numpy arrays, config.json as a dict) of a training workdir."""
   import orbax.checkpoint as ocp
+
+  from jaxreenact.train import checkpointing
   workdir = Path(workdir)
   ckpt_dir = workdir / "checkpoints"
-  step = _latest_step(ckpt_dir) if step is None else int(step)
-  path = ckpt_dir / str(step) / "state"
-  if not path.is_dir():
-    raise CheckpointError(f"{workdir}: no checkpoint for step {step} ({path})")
-  with ocp.StandardCheckpointer() as ckptr:
-    state = ckptr.restore(os.fspath(path.absolute()))
+  if step is None:
+    _latest_step(ckpt_dir)  # a clear error when there is none
+    steps = checkpointing.saved_steps(ckpt_dir)
+  else:
+    steps = [int(step)]
+    if not (ckpt_dir / str(step) / "state").is_dir():
+      raise CheckpointError(f"{workdir}: no checkpoint for step {step} ({ckpt_dir / str(step) / 'state'})")
+
+  def one(s):
+    with ocp.StandardCheckpointer() as ckptr:
+      return ckptr.restore(os.fspath((ckpt_dir / str(s) / "state").absolute()))
+
+  try:
+    step, state, _ = checkpointing.restore_latest_good(steps, one, os.fspath(workdir))
+  except checkpointing.NoGoodCheckpoint as e:
+    raise CheckpointError(str(e)) from None
   config = {}
   if (workdir / "config.json").is_file():
     config = json.loads((workdir / "config.json").read_text())

@@ -6,7 +6,9 @@ a save leaves the previous checkpoint intact; interval and keep-N policies come 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable, Sequence
+
+from absl import logging
 
 import jax
 import numpy as np
@@ -24,6 +26,40 @@ def _keys_to_data(tree):
 
 def _data_to_keys(tree, like):
   return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, tree, like)
+
+
+class NoGoodCheckpoint(RuntimeError):
+  """Every checkpoint step of a run failed to restore; the message names each step and why."""
+
+
+def saved_steps(checkpoint_dir: str | os.PathLike) -> list[int]:
+  """Committed steps under ``checkpoint_dir`` (``<step>/`` folders; Orbax's temporary folders are not steps)."""
+  d = os.fspath(checkpoint_dir)
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n))) \
+      if os.path.isdir(d) else []
+
+
+def restore_latest_good(steps: Sequence[int], restore: Callable[[int], Any], where: str) -> tuple[int, Any, list]:
+  """Restores the newest step that restores cleanly: ``restore(step)`` from the newest down.
+
+  A damaged step (a deleted or truncated file, a half-written save) is skipped with a warning naming it; the run
+  directory is left as it is. Returns (step, restored, [(damaged step, reason), ...]).
+  Raises NoGoodCheckpoint when no step restores.
+  """
+  damaged = []
+  for step in sorted(steps, reverse=True):
+    try:
+      out = restore(step)
+    except Exception as e:  # noqa: BLE001 - Orbax raises many kinds for a damaged step; each is named below
+      reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+      damaged.append((step, reason))
+      logging.warning("%s: checkpoint step %d is damaged and was skipped (%s)", where, step, reason)
+      continue
+    if damaged:
+      logging.warning("%s: restored step %d instead of the newest (damaged: %s)", where, step,
+                      ", ".join(str(s) for s, _ in damaged))
+    return step, out, damaged
+  raise NoGoodCheckpoint(f"{where}: no checkpoint restores: " + "; ".join(f"step {s}: {r}" for s, r in damaged))
 
 
 class CheckpointManager:
@@ -58,12 +94,27 @@ class CheckpointManager:
 
     ``abstract_state``: a state (or ``jax.eval_shape`` of one) whose shardings/dtypes the restore follows.
     """
-    step = self._mngr.latest_step() if step is None else step
-    if step is None:
+    steps = list(self._mngr.all_steps()) if step is None else [step]
+    if not steps:
       return None
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _keys_to_data(abstract_state))
-    restored = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                                data=ocp.args.JsonRestore()))
+
+    def one(s):
+      return self._mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                           data=ocp.args.JsonRestore()))
+
+    step, restored, self.damaged = restore_latest_good(steps, one, self.directory)
+    if self.damaged and jax.process_index() == 0:
+      # The run continues from ``step`` and will save the damaged steps' numbers again: move the damaged folders
+      # aside (kept, never deleted) so those saves do not collide with them.
+      for s, _ in self.damaged:
+        src = os.path.join(self.directory, str(s))
+        dst = f"{src}.damaged"
+        if os.path.isdir(src) and not os.path.exists(dst):
+          os.rename(src, dst)
+          logging.warning("%s: moved the damaged step %d aside to %s", self.directory, s, dst)
+      if hasattr(self._mngr, "reload"):
+        self._mngr.reload()
     return step, _data_to_keys(restored["state"], abstract_state), dict(restored["data"] or {})
 
   def wait(self) -> None:

@@ -49,14 +49,12 @@ def load_trained_depth(workdir: str, cfg, img_size: int):
   """Depth-network variables from the latest checkpoint of a ``configs/depth.py`` training run, validated
   against the DaGAN config's depth network (layers and widths must agree)."""
   import flax
-  import orbax.checkpoint as ocp
+  from jaxreenact.inference.checkpoints import CheckpointError, restore_training_state
   from jaxreenact.models import dagan
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  steps = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit()) if os.path.isdir(ckpt_dir) else []
-  if not steps:
-    raise FileNotFoundError(f"--config.depth_checkpoint={workdir}: no checkpoints/<step> directory")
-  with ocp.StandardCheckpointer() as c:
-    state = c.restore(os.path.join(ckpt_dir, str(steps[-1]), "state"))
+  try:
+    _, state, _ = restore_training_state(workdir)
+  except CheckpointError as e:
+    raise FileNotFoundError(f"--config.depth_checkpoint={workdir}: {e}") from None
   try:
     variables = {"params": state["params"]["depth"], "batch_stats": state["batch_stats"]["depth"]}
   except (KeyError, TypeError):
