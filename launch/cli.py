@@ -42,31 +42,9 @@ def run(main: Callable[[list[str]], object], *, positional: bool = False) -> Non
   app.run(checked)
 
 
-def writable_dir_problem(path: str | os.PathLike) -> str | None:
-  """Why files cannot be written under directory ``path`` (None when they can); checked before any compute.
-
-  The nearest existing ancestor must be a directory this process can create files in (tried with a temporary
-  file: permission bits do not tell for root, read-only mounts or /proc).
-  """
-  import tempfile
-  p = os.path.abspath(os.fspath(path))
-  if os.path.exists(p) and not os.path.isdir(p):
-    return "exists and is not a directory"
-  parent = p
-  while not os.path.exists(parent) and os.path.dirname(parent) != parent:
-    parent = os.path.dirname(parent)
-  if not os.path.isdir(parent):
-    return f"{parent} is not a directory"
-  try:
-    with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
-      pass
-  except OSError as e:
-    return f"cannot write in {parent}: {e.strerror or e}"
-  return None
-
-
 def require_writable_dir(flag: str, path: str | os.PathLike) -> None:
-  """``app.UsageError`` naming ``--flag`` when :func:`writable_dir_problem` finds one."""
-  problem = writable_dir_problem(path)
+  """``app.UsageError`` naming ``--flag`` when files cannot be written under directory ``path``."""
+  from jaxreenact.data.media import unwritable_reason
+  problem = unwritable_reason(path)
   if problem:
     raise app.UsageError(f"--{flag}={os.fspath(path)}: {problem}")

@@ -44,7 +44,8 @@ def test_reduced_compare_writes_report_and_survives_a_failing_stage(tmp_path):
 
 
 @pytest.mark.parametrize("args,flag", [(["--skip", "qualty_dagan"], "--skip"), (["--dagan_data", "/no/such"],
-                                                                               "--dagan_data"), (["dagan"], "dagan")])
+                                                                               "--dagan_data"), (["dagan"], "dagan"),
+                                       (["--workdir", "/proc/compare"], "--workdir=/proc/compare")])
 def test_bad_options_are_refused_before_any_stage_runs(tmp_path, args, flag):
   res = _compare(tmp_path / "wd", *args)
   assert res.returncode != 0

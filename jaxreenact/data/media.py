@@ -296,3 +296,26 @@ def check_video(path: str | os.PathLike, frames: int, fps: float, shown: str | N
   if info["fps"] is None or abs(info["fps"] - fps) > 0.006 + 1e-3 * fps:
     raise VideoWriteError(f"{shown}: wrote {fps:g} fps but the file reads back at {info['fps']} fps")
   return info
+
+
+def unwritable_reason(directory: str | os.PathLike) -> str | None:
+  """Why files cannot be created under ``directory`` (None when they can); it need not exist yet.
+
+  The nearest existing ancestor must be a directory this process can create files in, tried with a temporary file
+  (permission bits do not tell for root, read-only mounts or /proc).
+  """
+  import tempfile
+  p = Path(os.path.abspath(os.fspath(directory)))
+  if p.exists() and not p.is_dir():
+    return "exists and is not a directory"
+  parent = p
+  while not parent.exists() and parent != parent.parent:
+    parent = parent.parent
+  if not parent.is_dir():
+    return f"{display_path(parent)} is not a directory"
+  try:
+    with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
+      pass
+  except OSError as e:
+    return f"cannot write in {display_path(parent)}: {e.strerror or e}"
+  return None

@@ -38,16 +38,9 @@ def output_problem(path: str | os.PathLike) -> str | None:
     return "is a directory; expected a video file name such as result.mp4"
   if not media.has_extension(p, media.VIDEO_OUT_EXTENSIONS):
     return f"must end in {', '.join(media.VIDEO_OUT_EXTENSIONS)} (the container is chosen by the extension)"
-  parent = p.parent
-  while not parent.exists() and parent != parent.parent:
-    parent = parent.parent
-  if not parent.is_dir():
-    return f"{media.display_path(parent)} is not a directory"
-  try:
-    with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
-      pass
-  except OSError as e:
-    return f"cannot write in {media.display_path(parent)}: {e.strerror or e}"
+  problem = media.unwritable_reason(p.parent)
+  if problem:
+    return problem
   if p.exists() and not os.access(p, os.W_OK):
     return "exists and is not writable"
   return None

@@ -76,6 +76,10 @@ class Options:
         raise ValueError(f"--{opt}={v}: does not exist")
     if self.devices < 1 or (self.steps is not None and self.steps < 1):
       raise ValueError("--devices and --steps must be positive")
+    from jaxreenact.data.media import unwritable_reason
+    problem = unwritable_reason(self.workdir)
+    if problem:
+      raise ValueError(f"--workdir={self.workdir}: {problem}")
 
   @property
   def size(self) -> int:
