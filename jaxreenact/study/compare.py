@@ -15,6 +15,7 @@ progress line (stage, its own progress, ETA) and writes the report (``report.md`
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -31,8 +32,8 @@ from typing import Any, Callable
 STAGES = ("train_stargan_v2", "train_dagan", "speed_stargan_v2", "speed_dagan", "complexity", "quality_stargan_v2",
           "quality_dagan", "media")
 # Seconds each stage takes on an idle 2-core CPU at the default options (measured; the ETA starts from these).
-ESTIMATE_S = {"train_stargan_v2": 75, "train_dagan": 120, "speed_stargan_v2": 45, "speed_dagan": 80,
-              "complexity": 200, "quality_stargan_v2": 100, "quality_dagan": 70, "media": 30}
+ESTIMATE_S = {"train_stargan_v2": 115, "train_dagan": 165, "speed_stargan_v2": 65, "speed_dagan": 85,
+              "complexity": 140, "quality_stargan_v2": 130, "quality_dagan": 85, "media": 30}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -105,7 +106,8 @@ class Runner:
     self.pending = [s for s in STAGES if s not in opts.skip]
     self.current: dict[str, Any] | None = None
     self._stop = threading.Event()
-    self._tty = sys.stderr.isatty()
+    self._err = sys.stderr  # the terminal, kept while a stage's own output goes to its log
+    self._tty = self._err.isatty()
     self._ticker = threading.Thread(target=self._tick, daemon=True)
     if opts.progress:
       self._ticker.start()
@@ -136,7 +138,8 @@ class Runner:
     frac, own = self._own_progress()
     spent = now - c["t0"]
     est = ESTIMATE_S.get(c["name"], 60)
-    left_here = max(est - spent, 0.0) if not frac or frac < 0.05 else spent * (1 - frac) / frac
+    # a stage's first steps include its compile: extrapolate from its own progress only once a quarter is done
+    left_here = max(est - spent, 0.0) if not frac or frac < 0.25 else spent * (1 - frac) / frac
     left = left_here + sum(ESTIMATE_S.get(s, 60) for s in self.pending if s != c["name"])
     k = STAGES.index(c["name"]) + 1
     return (f"[compare {_mmss(now - self.t0)}, ETA {_mmss(left)}] stage {k}/{len(STAGES)} {c['name']}"
@@ -148,16 +151,16 @@ class Runner:
       if self.current is None:
         continue
       if self._tty:
-        sys.stderr.write("\r" + self.line().ljust(100)[:120])
-        sys.stderr.flush()
+        self._err.write("\r" + self.line().ljust(100)[:120])
+        self._err.flush()
       elif time.time() - last >= 30:  # a log file: one line every 30 s
-        print(self.line(), file=sys.stderr, flush=True)
+        print(self.line(), file=self._err, flush=True)
         last = time.time()
 
   def close(self) -> None:
     self._stop.set()
     if self._tty and self.opts.progress:
-      sys.stderr.write("\n")
+      self._err.write("\n")
 
   # -- stages -------------------------------------------------------------------------------------------------
   def path(self, name: str) -> str:
@@ -181,7 +184,8 @@ class Runner:
     self.current = {"name": name, "t0": time.time(), "done": None, "total": None, "log": None}
     t = time.time()
     try:
-      res = {"status": "ok", **fn()}
+      with self._captured(name):
+        res = {"status": "ok", **fn()}
     except Exception as e:  # noqa: BLE001 - a failing part is reported in its section; the report still completes
       res = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
     res["seconds"] = time.time() - t
@@ -192,9 +196,23 @@ class Runner:
     self._say(f"{name}: {res['status']} in {res['seconds']:.0f} s")
     return res
 
+  @contextlib.contextmanager
+  def _captured(self, name: str):
+    """What a stage running in this process prints (progress bars, library logs) goes to stages/<name>.out."""
+    from absl import logging as absl_logging
+    handler = absl_logging.get_absl_handler().python_handler
+    with open(os.path.join(self.dir, f"{name}.out"), "w") as out:
+      old_stream = handler.stream
+      handler.stream = out
+      try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+          yield
+      finally:
+        handler.stream = old_stream
+
   def _say(self, text: str) -> None:
     if self._tty and self.opts.progress:
-      sys.stderr.write("\r" + " " * 120 + "\r")
+      self._err.write("\r" + " " * 120 + "\r")
     print(f"[compare] {text}", flush=True)
 
   def subprocess(self, name: str, args: list[str]) -> float:
@@ -271,15 +289,17 @@ def _speed(r: Runner, model: str) -> dict:
   out = os.path.join(r.dir, f"bench_{model}.json")
   cfg = "tiny" if o.config_variant == "tiny" else "paper"
   with machine.LoadMonitor() as mon:
-    r.subprocess(f"speed_{model}", ["launch.benchmark", "--model", model, "--config", cfg, "--repeats", "5",
-                                    "--warmup", "2", "--out", out])
+    r.subprocess(f"speed_{model}", ["launch.benchmark", "--model", model, "--config", cfg, "--repeats", "4",
+                                    "--warmup", "1", "--out", out])
   return {"benchmark": _read_json(out), "load": mon.result(),
           "rerun": f"python -m launch.compare --workdir {o.workdir} --rerun speed_{model}"}
 
 
 def _complexity(r: Runner) -> dict:
   out = os.path.join(r.opts.workdir, "complexity")
-  r.subprocess("complexity", ["launch.complexity", "--model", "all", "--out", out, "--skip_latency", "--quiet",
+  # Lowered XLA analysis (global FLOPs of every module and iteration, all the report uses); compiling the 256-px
+  # iterations for per-device costs and memory would take minutes more — `launch.complexity` has them.
+  r.subprocess("complexity", ["launch.complexity", "--model", "all", "--out", out, "--skip_compile", "--quiet",
                               "--scaling_latency_sizes=", "--deepspeed_device", "meta"])
   return {"dir": out, "complexity": _read_json(os.path.join(out, "complexity.json")),
           "charts": sorted(glob.glob(os.path.join(out, "*.png")))}
