@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags

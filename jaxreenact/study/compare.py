@@ -305,7 +305,7 @@ def _complexity(r: Runner) -> dict:
           "charts": sorted(glob.glob(os.path.join(out, "*.png")))}
 
 
-def _shipped_system(name: str, model: str):
+def _shipped_system(name: str):
   """The shipped-weights System, or None (with the reason) when they are not installed."""
   from jaxreenact import shipped
   from jaxreenact.study import quality
@@ -332,7 +332,7 @@ def _model_systems(r: Runner, model: str, trained: dict) -> tuple[list, list[str
   else:
     notes.append(f"the training stage did not finish ({trained.get('status')}); no model trained here")
   if o.config_variant == "tiny":
-    s, why = _shipped_system("stargan_v2_tiny" if model == "stargan_v2" else "dagan_tiny", model)
+    s, why = _shipped_system("stargan_v2_tiny" if model == "stargan_v2" else "dagan_tiny")
     if s is not None:
       systems.append(s)
     else:
