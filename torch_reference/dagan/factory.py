@@ -1,4 +1,7 @@
-"""Builds the PyTorch reference networks from a ``jaxreenact.models.dagan.Config`` (duck-typed: only fields read).
+"""Builds the PyTorch reference networks from a config object with fields ``num_kp``, ``num_channels``,
+``estimate_jacobian``, ``rgbd``, ``generator`` (class name), ``kp_detector_params``, ``generator_params``,
+``discriminator_params`` (dataclasses or mappings), ``depth_layers`` and ``depth_widths`` (duck-typed: only these
+are read).
 
 Mirrors run.py: generator and discriminator get ``num_channels`` (RGB); the keypoint detector gets
 ``num_channels + 1`` under ``--rgbd``; ``--kp_num`` overrides num_kp everywhere.

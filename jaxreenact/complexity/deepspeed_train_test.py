@@ -1,30 +1,57 @@
-"""DeepSpeed reference training: 2 official iterations of each model at the tiny configs on CPU, with profiles."""
+"""DeepSpeed reference training: 2 official iterations of each model at the tiny configs on CPU, with profiles;
+the launcher's --help; torch_reference's independence from the JAX package."""
 import json
 import math
 import os
+import pathlib
 import re
 import subprocess
 import sys
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("deepspeed")
-from torch_reference import deepspeed_train  # noqa: E402
+from jaxreenact.complexity import deepspeed_train
+from launch import deepspeed_train as launcher
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_the_flags():
-  out = subprocess.run([sys.executable, "-m", "torch_reference.deepspeed_train", "--help"], cwd=ROOT,
+  out = subprocess.run([sys.executable, "-m", "launch.deepspeed_train", "--help"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
-  assert out.returncode == 0, out.stderr
+  assert out.returncode == 1, out.stderr  # absl's --help handler exits with 1 after printing the usage
   for flag in ("--model", "--steps", "--flops_profiler", "--out", "stargan_v2", "depth"):
     assert flag in out.stdout
 
 
+def test_launcher_refuses_an_unknown_model_in_one_line(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "launch.deepspeed_train", "--model=stylegan", f"--out={tmp_path}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+  assert out.returncode != 0 and "--model" in out.stderr and "stargan_v2" in out.stderr, out.stderr
+
+
+def test_launcher_models_are_the_adapters():
+  assert sorted(launcher.MODELS) == sorted(deepspeed_train.ADAPTERS)
+
+
+def test_importing_the_driver_needs_neither_torch_nor_deepspeed():
+  code = ("import sys; import jaxreenact.complexity.deepspeed_train; "
+          "print(sorted(m for m in ('torch', 'deepspeed') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)
+
+
+def test_torch_reference_imports_nothing_from_the_jax_package():
+  # the reference is what the JAX code is checked against: it must not share code with it
+  hits = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "torch_reference").rglob("*.py"))
+          for n, line in enumerate(p.read_text().splitlines(), 1) if "jaxreenact" in line]
+  assert not hits, hits
+
+
 @pytest.mark.parametrize("model, lr_bound", [("stargan_v2", 1e-4), ("depth", 1e-4), ("dagan", 2e-4)])
 def test_two_iterations_train_and_profile(tmp_path, model, lr_bound):
+  pytest.importorskip("torch")
+  pytest.importorskip("deepspeed")
   out = str(tmp_path / model)
   s = deepspeed_train.run(model, out, steps=2, batch_size=2, flops_profiler=True, progress=False)
   networks = list(s["adapter"].networks)
