@@ -171,11 +171,12 @@ def _dagan(out_dir: str) -> dict:
               if {"akd", "aed", "csim"} & set(metrics) else None)
   model = reenact.Reenactor(loaded.config, loaded.variables)
   videos, previews = {}, {}
+  from jaxreenact.images import to_uint8
   from jaxreenact.train import samples
 
   def on_clip(name, source, driving, prediction):
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    strip = [np.concatenate([reenact.to_uint8(source), reenact.to_uint8(d), reenact.to_uint8(p)], axis=1)
+    strip = [np.concatenate([to_uint8(source, (0.0, 1.0)), to_uint8(d, (0.0, 1.0)), to_uint8(p, (0.0, 1.0))], 1)
              for d, p in zip(driving, prediction)]
     idx = sorted({0, len(strip) // 2, len(strip) - 1})
     previews[f"{name} (source | driving | prediction)"] = os.path.relpath(

@@ -94,6 +94,7 @@ def main(argv):
   import jax
 
   from jaxreenact.data import media
+  from jaxreenact.images import to_uint8
   from jaxreenact.inference import checkpoints, reenact, reports, video
 
   t0 = time.perf_counter()
@@ -127,7 +128,7 @@ def main(argv):
                         crop_increase=FLAGS.crop_increase)
   pred = res["prediction"]
   out_frames = (reenact.side_by_side(res["source"], res["driving"], pred, res["depth"]) if FLAGS.side_by_side
-                else [reenact.to_uint8(p) for p in pred])
+                else [to_uint8(p, (0.0, 1.0)) for p in pred])
   t_written = time.perf_counter()
   audio_src = driving_path if FLAGS.audio and os.path.isfile(driving_path) else None
   try:  # each write is read back (frames, fps); a failure ends the command before any report names the file

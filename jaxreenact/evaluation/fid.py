@@ -21,6 +21,7 @@ from scipy import linalg
 from tqdm.auto import tqdm
 
 from jaxreenact.evaluation import assets
+from jaxreenact.images import to_uint8
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)  # (x - 128) / 128 for x in [0, 255]: the TF Inception's input mapping
 
@@ -32,18 +33,6 @@ def _require_torch():
     raise assets.MissingAssetError("FID runs its Inception network with PyTorch: pip install 'jaxreenact[torch]' "
                                    "(torch==2.13.0)") from None
   return torch
-
-
-def to_uint8(images, value_range: tuple[float, float] | None = None) -> np.ndarray:
-  """(B, H, W, 3) images -> uint8, rounding like torchvision.utils.save_image (x·255 + 0.5, clamped)."""
-  x = np.asarray(images)
-  if x.dtype == np.uint8:
-    return x
-  if value_range is None:
-    raise ValueError("float images need value_range, e.g. (-1, 1) or (0, 1)")
-  lo, hi = value_range
-  x = (x.astype(np.float32) - lo) / (hi - lo)
-  return (np.clip(x * 255.0 + 0.5, 0, 255)).astype(np.uint8)
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

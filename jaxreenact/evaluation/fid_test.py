@@ -15,6 +15,11 @@ def _one_torch_thread():
   torch.set_num_threads(n)
 
 
+def test_float_images_without_value_range_are_refused():
+  with pytest.raises(ValueError, match="value_range"):
+    fid._Extractor(progress=False).features(np.zeros((1, 8, 8, 3), np.float32))
+
+
 def _reference_fd(mu1, s1, mu2, s2):
   # Tr(sqrt(S1 S2)) = Σ sqrt(eigenvalues of S1 S2) (real and >= 0 for PSD S1, S2): independent of sqrtm.
   ev = np.linalg.eigvals(s1 @ s2)
@@ -56,12 +61,6 @@ def test_statistics_validation():
   with pytest.raises(ValueError, match="disagree"):
     fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
 
-
-def test_to_uint8_rounds_like_save_image():
-  x = np.array([[[[-1.0, 0.0, 1.0]]]], np.float32)
-  np.testing.assert_array_equal(fid.to_uint8(x, (-1, 1)), [[[[0, 128, 255]]]])
-  with pytest.raises(ValueError, match="value_range"):
-    fid.to_uint8(x)
 
 
 def test_nv_bilinear_resize_halving_picks_even_pixels():

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxreenact.images import to_uint8
 from jaxreenact.models import dagan
 
 log = logging.getLogger(__name__)
@@ -234,23 +235,20 @@ class Reenactor:
 # outputs
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-  return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 def depth_to_gray(depth: np.ndarray) -> np.ndarray:
   """demo.py visualisation: 1 - d / max(d) per frame, as a (…, H, W, 3) uint8 gray image."""
   d = np.asarray(depth, np.float32)[..., 0]
   m = d.reshape(d.shape[0], -1).max(axis=1).reshape(-1, 1, 1)
   g = 1.0 - d / np.maximum(m, 1e-8)
-  return np.repeat(to_uint8(g)[..., None], 3, -1)
+  return np.repeat(to_uint8(g, (0.0, 1.0))[..., None], 3, -1)
 
 
 def side_by_side(source: np.ndarray, driving: np.ndarray, prediction: np.ndarray, depth: np.ndarray) -> list[np.ndarray]:
   """source | driving | result | driving depth, per frame (uint8)."""
-  src = to_uint8(source)
+  src = to_uint8(source, (0.0, 1.0))
   gray = depth_to_gray(depth)
-  return [np.concatenate([src, to_uint8(d), to_uint8(p), g], axis=1) for d, p, g in zip(driving, prediction, gray)]
+  return [np.concatenate([src, to_uint8(d, (0.0, 1.0)), to_uint8(p, (0.0, 1.0)), g], axis=1)
+          for d, p, g in zip(driving, prediction, gray)]
 
 
 def reenact(reenactor: Reenactor, source_image: np.ndarray, driving_frames: Sequence[np.ndarray], *, size: int,

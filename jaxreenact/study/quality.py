@@ -91,6 +91,7 @@ def dagan_quality(systems: Sequence[System], *, out_dir: str, size: int, data_di
   """
   from jaxreenact.data import load_talking_heads, sample_data_dir, video_frames
   from jaxreenact.evaluation import face_metrics, lpips
+  from jaxreenact.images import to_uint8
   from jaxreenact.inference import reenact
   from jaxreenact.train import samples
 
@@ -141,8 +142,8 @@ def dagan_quality(systems: Sequence[System], *, out_dir: str, size: int, data_di
   for s in systems:
     src, drv, pred = strips[s.name]
     idx = sorted({0, len(drv) // 2, len(drv) - 1})
-    rows.append([reenact.to_uint8(src)] + [np.concatenate([reenact.to_uint8(drv[k]), reenact.to_uint8(pred[k])], 1)
-                                           for k in idx])
+    rows.append([to_uint8(src, (0.0, 1.0))] + [np.concatenate([to_uint8(drv[k], (0.0, 1.0)),
+                                                               to_uint8(pred[k], (0.0, 1.0))], 1) for k in idx])
     labels.append(s.name)
   grid = samples.save_png(os.path.join(out_dir, "systems.png"), _label_rows(rows, labels))
   return {"split": split, "size": size, "clips": [c[0] for c in clips], "frames": len(frame_keys),

@@ -6,11 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-
-def to_uint8(x: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
-  lo, hi = value_range
-  x = (np.asarray(x, np.float32) - lo) / (hi - lo)
-  return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+from jaxreenact.images import to_uint8  # noqa: F401 - samples.to_uint8 of the runners and inference
 
 
 def grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:
