@@ -95,6 +95,7 @@ def main(argv):
 
   from jaxreenact.data import media
   from jaxreenact.images import to_uint8
+  from jaxreenact.jsonutil import jsonable
   from jaxreenact.inference import checkpoints, reenact, reports, video
 
   t0 = time.perf_counter()
@@ -159,7 +160,7 @@ def main(argv):
   result["seconds"] = {"total": round(time.perf_counter() - t0, 2), "load_inputs_and_model": round(t_loaded - t0, 2),
                        **res["info"]["seconds"], "write": round(time.perf_counter() - t_written, 2)}
   reports.write(out_dir, stem, result, title="DaGAN reenactment", markdown_name=f"{stem}.md")
-  print(json.dumps(reports.jsonable(result), indent=2))
+  print(json.dumps(jsonable(result), indent=2))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,7 @@ import math
 import os
 from typing import Any, Mapping, Sequence
 
-
-def jsonable(obj):
-  import numpy as np
-  if isinstance(obj, Mapping):
-    return {str(k): jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [jsonable(v) for v in obj]
-  if isinstance(obj, np.generic):
-    return jsonable(obj.item())
-  if isinstance(obj, float) and not math.isfinite(obj):
-    return str(obj)  # inf / nan are not JSON: "inf"
-  return obj
+from jaxreenact.jsonutil import jsonable
 
 
 def fmt(v: Any) -> str:

@@ -29,6 +29,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+from jaxreenact.jsonutil import jsonable
+
 STAGES = ("train_stargan_v2", "train_dagan", "speed_stargan_v2", "speed_dagan", "complexity", "quality_stargan_v2",
           "quality_dagan", "media")
 # Seconds each stage takes on an idle 2-core CPU at the default options (measured; the ETA starts from these).
@@ -190,7 +192,7 @@ class Runner:
       res = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
     res["seconds"] = time.time() - t
     with open(path, "w") as f:
-      json.dump(_jsonable(res), f, indent=2, default=str)
+      json.dump(jsonable(res), f, indent=2, default=str)
     self.current = None
     self.pending.remove(name)
     self._say(f"{name}: {res['status']} in {res['seconds']:.0f} s")
@@ -242,11 +244,6 @@ class Runner:
 def _mmss(s: float) -> str:
   s = int(max(s, 0))
   return f"{s // 60}:{s % 60:02d}"
-
-
-def _jsonable(obj):
-  from jaxreenact.inference.reports import jsonable
-  return jsonable(obj)
 
 
 def _read_json(path: str) -> Any:

@@ -418,7 +418,7 @@ def html(md_text: str, wd: str) -> str:
 
 def write(opts, R: dict, wall_s: float) -> dict[str, str]:
   """Writes report.md, report.html, report.json and the charts under ``opts.workdir``; returns their paths."""
-  from jaxreenact.study.compare import _jsonable
+  from jaxreenact.jsonutil import jsonable
   wd = opts.workdir
   chart_paths: dict[str, str] = {}
   try:
@@ -438,5 +438,5 @@ def write(opts, R: dict, wall_s: float) -> dict[str, str]:
             "charts": chart_paths, "wall_s": wall_s,
             "options": {k: v for k, v in vars(opts).items() if not k.startswith("_")}}
   with open(paths["json"], "w") as f:
-    json.dump(_jsonable(report), f, indent=2, default=str)
+    json.dump(jsonable(report), f, indent=2, default=str)
   return paths

@@ -11,8 +11,9 @@ from typing import Any, Callable, Sequence
 from absl import logging
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxreenact.jsonutil import jsonable
 
 
 def _is_key(x) -> bool:
@@ -86,7 +87,7 @@ class CheckpointManager:
 
   def save(self, step: int, state: Any, data_state: dict | None = None, force: bool = False) -> bool:
     args = ocp.args.Composite(state=ocp.args.StandardSave(_keys_to_data(state)),
-                              data=ocp.args.JsonSave(_jsonable(data_state or {})))
+                              data=ocp.args.JsonSave(jsonable(data_state or {})))
     return self._mngr.save(int(step), args=args, force=force)
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict] | None:
@@ -123,17 +124,3 @@ class CheckpointManager:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
-
-
-def _jsonable(obj):
-  if isinstance(obj, dict):
-    return {str(k): _jsonable(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
-  if isinstance(obj, (np.integer,)):
-    return int(obj)
-  if isinstance(obj, (np.floating,)):
-    return float(obj)
-  if isinstance(obj, bytes):
-    return obj.decode("latin1")
-  return obj
