@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxreenact.models import count_params  # noqa: F401 - part of this package's API
 from jaxreenact.models.stargan_v2.networks import (AdainResBlk, Discriminator, Generator, MappingNetwork, ResBlk,
                                                    StyleEncoder, generator_layout)
 
@@ -132,10 +133,6 @@ def variable_shapes(nets: Nets, cfg: Config) -> dict[str, Any]:
   """Shapes of every module's variables without allocating (``jax.eval_shape``)."""
   inputs = dummy_inputs(cfg)
   return {name: jax.eval_shape(m.init, jax.random.key(0), *inputs[name]) for name, m in nets.modules().items()}
-
-
-def count_params(tree) -> int:
-  return int(sum(x.size for x in jax.tree.leaves(tree)))
 
 
 __all__ = ["Config", "Nets", "build", "init_variables", "variable_shapes", "dummy_inputs", "count_params", "MODULES",
