@@ -8,8 +8,6 @@ Not a test: it prints figures and the machine they were measured on (and writes 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 
 from absl import app, flags
@@ -34,15 +32,6 @@ _PIPELINES = {
 }
 
 
-def _machine() -> dict:
-  import grain
-  import PIL
-
-  return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-          "cpus": os.cpu_count(), "python": platform.python_version(), "pillow": PIL.__version__,
-          "grain": getattr(grain, "__version__", "?")}
-
-
 def _make(name: str, data_dir: str, threads: int, batch: int):
   from jaxreenact.data import pipelines
 
@@ -57,9 +46,11 @@ def main(argv) -> None:
   from jaxreenact.data import sample_data_dir
 
   data_dir = _DATA_DIR.value or sample_data_dir().stargan_v2
-  machine = _machine()
-  print(f"machine: {machine['platform']} | {machine['processor']} | {machine['cpus']} CPUs | "
-        f"Python {machine['python']} | Pillow {machine['pillow']} | grain {machine['grain']}")
+  from jaxreenact import machine as machine_info
+
+  machine = machine_info.describe(("PIL", "grain"))
+  print(f"machine: {machine['platform']} | {machine['processor']} | {machine['cpu_count']} CPUs | "
+        f"Python {machine['python']} | Pillow {machine.get('PIL', '?')} | grain {machine.get('grain', '?')}")
   print(f"data: {data_dir}  img_size {_IMG_SIZE.value}  workers {_WORKERS.value}\n")
   header = (f"{'pipeline':<11} {'threads':>7} {'batch':>5} {'batches/s':>9} {'images/s':>9} {'img/step':>8} "
             f"{'steps/s':>8}")

@@ -25,17 +25,15 @@ StarGAN v2 (--stargan tiny|afhq, none to skip): reference-guided synthesis per b
 """
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any
 
 from absl import app, flags
 
-from jaxreenact import compile_cache
+from jaxreenact import compile_cache, timing
 
 _CONFIG = flags.DEFINE_enum("config", "tiny", ["tiny", "vox256"], "DaGAN preset (the CLI's random:<config>).")
 _SIZE = flags.DEFINE_integer("size", None, "Frame size in pixels (default: 64 for tiny, 256 for vox256).")
@@ -52,19 +50,11 @@ _OUT = flags.DEFINE_string("out", None, "Optional JSON file for the results.")
 
 
 def machine() -> dict[str, Any]:
-  """Host, processor, cores, load, thread counts and library versions."""
+  """``jaxreenact.machine.describe()`` (host, cores, versions, torch threads), the JAX device and the load."""
   import jax
-  info: dict[str, Any] = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                          "host": platform.node(), "platform": platform.platform(),
-                          "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                          "device": str(jax.devices()[0]), "python": platform.python_version(),
-                          "jax": jax.__version__, "jaxlib": __import__("jaxlib").__version__,
-                          "flax": __import__("flax").__version__}
-  try:
-    import torch
-    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-  except ImportError:
-    pass
+
+  from jaxreenact import machine as machine_info
+  info = {**machine_info.describe(), "device": str(jax.devices()[0])}
   if hasattr(os, "getloadavg"):
     info["loadavg_1m_start"] = round(os.getloadavg()[0], 2)
   return info
@@ -75,20 +65,6 @@ def _stats(seconds: list[float], per: int) -> dict[str, Any]:
   ms = [s * 1e3 / per for s in seconds]
   med = statistics.median(ms)
   return {"ms": med, "ms_min": min(ms), "ms_max": max(ms), "per_s": 1e3 / med, "repeats": len(ms)}
-
-
-def alternate(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, list[float]]:
-  """Times each function once per repeat, in turn (A B A B …), after ``warmup`` untimed rounds."""
-  for _ in range(warmup):
-    for fn in fns.values():
-      fn()
-  times: dict[str, list[float]] = {k: [] for k in fns}
-  for _ in range(repeats):
-    for k, fn in fns.items():
-      t = time.perf_counter()
-      fn()
-      times[k].append(time.perf_counter() - t)
-  return times
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -187,14 +163,14 @@ def bench_dagan(config: str, size: int | None, batches: list[int], cli_batch: in
   fns = {"jax": lambda: jax.block_until_ready(model.prepare(source, initial))}
   if use_torch:
     fns["torch"] = lambda: t_prepare(source, initial)
-  res["prepare"] = {k: _stats(v, 1) for k, v in alternate(fns, repeats, warmup).items()}
+  res["prepare"] = {k: _stats(v, 1) for k, v in timing.time_interleaved(fns, repeats, warmup=warmup).items()}
 
   for b in batches:
     x = driving[:b]
     fns = {"jax": lambda: [np.asarray(a) for a in model.animate(prepared, x)]}
     if use_torch:
       fns["torch"] = lambda: t_animate(t_state, x)
-    row = {k: _stats(v, b) for k, v in alternate(fns, repeats, warmup).items()}
+    row = {k: _stats(v, b) for k, v in timing.time_interleaved(fns, repeats, warmup=warmup).items()}
     if use_torch:
       row["torch_over_jax"] = row["torch"]["ms"] / row["jax"]["ms"]
     res["batches"][str(b)] = row
@@ -248,7 +224,7 @@ def bench_stargan(preset: str, batch: int, repeats: int, warmup: int, use_torch:
   if use_torch:
     res["max_abs_diff"] = float(np.abs(out_j - torch_fn()).max())
     fns["torch"] = torch_fn
-  row = {k: _stats(v, 1) for k, v in alternate(fns, repeats, warmup).items()}
+  row = {k: _stats(v, 1) for k, v in timing.time_interleaved(fns, repeats, warmup=warmup).items()}
   res.update(per_batch=row)
   if use_torch:
     res["torch_over_jax"] = row["torch"]["ms"] / row["jax"]["ms"]

@@ -31,7 +31,7 @@ def test_tiny_smoke_run_writes_the_figures_and_outputs_agree(tmp_path):
   assert "machine:" in res.stdout and "ms/frame" in res.stdout
   r = json.loads(out.read_text())
   m = r["machine"]
-  assert m["cpu_count"] >= 1 and m["jax"] and m["torch"] and m["device"] and m["date"]
+  assert m["cpu_count"] >= 1 and m["jax"] and m["torch"] and m["device"] and m["date_utc"]
 
   d = r["dagan"]
   assert (d["config"], d["size"], d["cli_batch"]) == ("tiny", 64, 2)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import time
 from typing import Any, Callable
 
@@ -39,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreenact import compile_cache
+from jaxreenact import compile_cache, machine, timing
 from jaxreenact.layers import warp
 from jaxreenact.models.dagan.generator import attention_core
 
@@ -210,13 +208,7 @@ def _time_jax(fn, args, repeats, warmup, device):
   t0 = time.perf_counter()
   jax.block_until_ready(step(*args))
   compile_s = time.perf_counter() - t0
-  for _ in range(max(0, warmup - 1)):
-    jax.block_until_ready(step(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(step(*args))
-    times.append(time.perf_counter() - t0)
+  times = timing.time_calls(lambda: jax.block_until_ready(step(*args)), repeats, warmup=max(0, warmup - 1))
   # Values for the agreement check (outside the timing): the output and d sum(out) / d each input.
   out = jax.jit(fn)(*args)
   _, grads = step(*args)
@@ -239,13 +231,7 @@ def _time_torch(fn, args, repeats, warmup, torch_device):
     sync()
     return out
 
-  for _ in range(warmup):
-    step()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t0)
+  times = timing.time_calls(step, repeats, warmup=warmup)
   out = step()
   grads = [t.grad.float().cpu().numpy() for t in tensors]
   return _summary(times), out.detach().float().cpu().numpy(), grads
@@ -257,13 +243,10 @@ def _diffs(out, grads, ref_out, ref_grads, names) -> dict[str, Any]:
 
 
 def _machine(jax_device, torch_device) -> dict[str, Any]:
-  info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-          "cpus": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
-          "jax_device": str(jax_device)}
+  info = {**machine.describe(("jax",) if torch_device is None else ("jax", "torch")), "jax_device": str(jax_device)}
   if torch_device is not None:
     import torch
 
-    info["torch"] = torch.__version__
     info["torch_device"] = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu")
   return info
 
@@ -383,7 +366,7 @@ def run(batch: int = 8, scale: float = 1.0, repeats: int = 10, warmup: int = 2, 
 
 def markdown_table(result: dict[str, Any]) -> str:
   m = result["machine"]
-  lines = [f"{m['processor']}, {m['cpus']} CPUs, jax {m['jax']} on {m['jax_device']}"
+  lines = [f"{m['processor']}, {m['cpu_count']} CPUs, jax {m['jax']} on {m['jax_device']}"
            + (f", torch {m['torch']} on {m['torch_device']}" if "torch" in m else "")
            + f"; dtype {result['dtype']}, batch {result['batch']}, scale {result['scale']}, "
            f"{result['repeats']} repeats (forward + backward)"

@@ -6,26 +6,49 @@ CPU share of every process *outside* this process tree while a measurement runs,
 """
 from __future__ import annotations
 
+import datetime
+import importlib
 import os
 import platform
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 # A measurement is "busy" when processes outside our tree used more than this share of all cores on average.
 BUSY_SHARE = 0.10
 
 
-def describe() -> dict[str, Any]:
-  """Host, processor, core count and library versions (those that are importable)."""
+def cores_visible() -> int:
+  """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # pragma: no cover - non-Linux
+    return os.cpu_count() or 1
+
+
+def describe(libraries: Sequence[str] = ("jax", "jaxlib", "flax", "torch")) -> dict[str, Any]:
+  """The machine a figure was measured on: the one description every report and benchmark writes.
+
+  Args:
+    libraries: modules whose ``__version__`` to record (those that do not import are left out); with ``torch``
+      among them, also torch's intra-op thread count.
+
+  Returns:
+    ``{'host', 'platform', 'processor', 'cpu_count', 'cpu_cores_visible', 'python', 'date_utc', <library>: version,
+    ['torch_threads']}``; callers add what only they know (devices, accelerator, load).
+  """
   info: dict[str, Any] = {"host": platform.node(), "platform": platform.platform(),
                           "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                          "python": platform.python_version()}
-  for mod in ("jax", "jaxlib", "flax", "torch"):
+                          "cpu_cores_visible": cores_visible(), "python": platform.python_version(),
+                          "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+  for name in libraries:
     try:
-      info[mod] = __import__(mod).__version__
-    except ImportError:
-      pass
+      module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - an optional library (deepspeed, torch) may fail to import in many ways
+      continue
+    info[name] = getattr(module, "__version__", "?")
+    if name == "torch":
+      info["torch_threads"] = module.get_num_threads()
   return info
 
 

@@ -33,12 +33,13 @@ import importlib
 import json
 import logging
 import os
-import platform
 import socket
 import statistics
 import sys
 import time
 from typing import Any, Callable, Iterator, Mapping
+
+from jaxreenact import machine
 
 # --------------------------------------------------------------------------------------------------------------
 # adapters
@@ -393,10 +394,7 @@ def run(model: str, out: str, *, variant: str = "tiny", steps: int = 10, batch_s
       "optimizer_steps": {n: e.global_steps for n, e in engines.items()},
       "profiles": sorted(os.path.join(out, f) for f in os.listdir(out) if f.startswith("flops_profile_")),
       "last_losses": losses,
-      "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                  "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                  "python": sys.version.split()[0],
-                  "torch": torch.__version__, "deepspeed": deepspeed.__version__,
+      "machine": {**machine.describe(("torch", "deepspeed")),
                   "accelerator": deepspeed.get_accelerator().device_name()},
   }
   with open(os.path.join(out, "timing.json"), "w") as f:

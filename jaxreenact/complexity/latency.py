@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import platform
 import statistics
-import time
 from typing import Any, Callable
 
 import jax
 import numpy as np
+
+from jaxreenact import timing
+from jaxreenact.machine import cores_visible as cpu_count  # cores this process may use
 
 
 @dataclasses.dataclass
@@ -52,30 +54,12 @@ def jax_device_name(device: Any | None = None) -> str:
   return f"{d.platform}:{kind}"
 
 
-def cpu_count() -> int:
-  import os
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # pragma: no cover - non-Linux
-    return os.cpu_count() or 1
-
-
 def time_jax(fn: Callable, *args, repeats: int = 5, warmup: int = 1, budget_s: float | None = None) -> Latency:
   """Times ``fn(*args)`` (a jitted function or compiled executable), blocking on the outputs of every call.
 
   ``budget_s``: stop after this many seconds of timed calls once at least two were taken (slow CPU cases).
   """
-  if repeats < 1:
-    raise ValueError(f"repeats must be >= 1, got {repeats}")
-  for _ in range(warmup):
-    jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-    if budget_s is not None and len(times) >= 2 and sum(times) > budget_s:
-      break
+  times = timing.time_calls(lambda: jax.block_until_ready(fn(*args)), repeats, warmup=warmup, budget_s=budget_s)
   leaves = [x for x in jax.tree.leaves(args) if hasattr(x, "devices")]
   device = next(iter(leaves[0].devices())) if leaves else None
   return _summary(times, warmup, jax_device_name(device))
@@ -119,13 +103,5 @@ def time_torch(fn: Callable[[], Any], device: Any = "cpu", repeats: int = 5, war
   import torch
   dev = torch.device(device)
   sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-  for _ in range(warmup):
-    fn()
-  sync()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    times.append(time.perf_counter() - t0)
+  times = timing.time_calls(lambda: (fn(), sync()), repeats, warmup=warmup)
   return _summary(times, warmup, torch_device_name(dev))
