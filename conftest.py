@@ -4,9 +4,28 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
 import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+# One persistent compilation cache per test run, shared by the xdist workers and the scripts the tests launch
+# (jaxreenact/compile_cache.py): many tests compile the same tiny training steps in fresh jits or processes, and
+# only the first pays. Fresh for every run (removed at the end), so a run's timing never depends on an earlier one.
+# The process that imports this first (pytest, or xdist's controller) names it; workers inherit the variable.
+_CACHE = os.path.join(tempfile.gettempdir(), f"jaxreenact_test_xla_{os.getpid()}")
+os.environ.setdefault("JAXREENACT_COMPILE_CACHE", _CACHE)
+if os.environ["JAXREENACT_COMPILE_CACHE"].lower() not in ("off", "0", "false", "no"):
+  from jaxreenact import compile_cache  # noqa: E402
+
+  compile_cache.enable(os.environ["JAXREENACT_COMPILE_CACHE"])
+
+
+def pytest_sessionfinish(session, exitstatus):
+  if os.environ.get("JAXREENACT_COMPILE_CACHE") == _CACHE:  # only the process that named it cleans up
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 try:
   import torch  # noqa: E402

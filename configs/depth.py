@@ -43,6 +43,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0  # 0 = every device of every host
+  # CPU: convolutions with at most this many output pixels run as matmuls (None = 16 on CPU, 0 elsewhere; 0 keeps
+  # every convolution, as the complexity report counts them)
+  c.small_conv_pixels = config_dict.placeholder(int)
   c.frame_stride = 1  # frame_ids [0, -1, 1]
   c.pretrained_resnet_path = config_dict.placeholder(str)  # torchvision ImageNet ResNet state dict (optional)
   c.model = ml_collections.ConfigDict(dict(

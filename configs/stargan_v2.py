@@ -38,23 +38,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.prefetch = 2  # batches read and placed on the devices ahead of the step (0 = synchronous reads)
   c.num_devices = 0  # 0 = every device of every host
+  # CPU: convolutions with at most this many output pixels run as matmuls (None = 16 on CPU, 0 elsewhere; 0 keeps
+  # every convolution, as the complexity report counts them)
+  c.small_conv_pixels = config_dict.placeholder(int)
   # The model is the named preset of stargan_v2.Config (defined once there); base_dim None = official 2**14//img.
   from jaxreenact.models import stargan_v2
   from jaxreenact.train.stargan_v2 import HParams
   model = dataclasses.asdict(stargan_v2.Config.preset(variant))
   c.model = ml_collections.ConfigDict(
       {**model, "base_dim": model["base_dim"] if model["base_dim"] is not None else config_dict.placeholder(int)})
-  c.hparams = ml_collections.ConfigDict(dataclasses.asdict(HParams()))  # core/solver.py + main.py defaults
+  c.hparams = ml_collections.ConfigDict(dataclasses.asdict(HParams.preset(variant)))  # solver/main.py + per-dataset λ
   c.crop_prob = 0.5
   c.wing_path = config_dict.placeholder(str)  # FAN weights (official wing.ckpt); required when w_hpf > 0
-  if variant == "afhq":
-    c.hparams.lambda_ds = 2.0
-  elif variant == "expressions":
-    c.hparams.update(lambda_ds=3.0, lambda_sty=3.0, lambda_cyc=3.0)
-  elif variant == "tiny":
+  if variant == "tiny":
     c.total_steps = 200
     c.batch_size = 8
-    c.hparams.ds_iter = 200
     c.checkpoint_every = 100
     c.sample_every = 100
     c.log_every = 10

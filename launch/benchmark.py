@@ -37,7 +37,7 @@ flags.DEFINE_float("flops", None, "FLOPs per iteration to use when the backend r
 flags.DEFINE_bool("lower_only", False, "Trace and lower the JAX iteration, print XLA's FLOP count, and stop.")
 flags.DEFINE_bool("compile_only", False, "Also compile, print XLA's memory estimate and compile time, and stop.")
 flags.DEFINE_integer("small_conv_pixels", None, "CPU: convolutions with at most this many output pixels run as "
-                     "matmuls (default: jaxreenact.layers.conv.SMALL_OUTPUT_PIXELS; 0 turns it off).")
+                     "matmuls (default: jaxreenact.layers.conv.default_small_conv_pixels(); 0 turns it off).")
 flags.DEFINE_bool("donate", True, "Donate the training state to the jitted iteration (--nodonate to measure it).")
 
 
@@ -89,8 +89,8 @@ def _stargan(batch, precision):
               "z_trg": rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32),
               "z_trg2": rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)}
   state = sg.create_sharded_state(cfg, hp, jax.random.key(0), mesh)
-  step = sg.jit_train_step(cfg, hp, mesh, dtype=jnp.bfloat16 if precision == "bf16" else None,
-                           donate=FLAGS.donate)
+  step = functools.partial(sg.jit_train_step, cfg, hp, mesh, dtype=jnp.bfloat16 if precision == "bf16" else None,
+                           donate=FLAGS.donate)  # small_conv_pixels -> the jitted step
   jb = sharding.shard_batch(batch_np, mesh)
 
   def torch_setup():
@@ -132,8 +132,9 @@ def _dagan(batch, precision):
   vgg_module = vgg.VGGFeatures("vgg19")
   vgg_vars = jax.jit(vgg_module.init)(jax.random.key(2), jnp.zeros((1, 32, 32, 3)))
   state = dg.create_sharded_state(cfg, hp, jax.random.key(0), mesh, size, depth_vars, vgg_vars)
-  step = dg.jit_train_step(cfg, hp, mesh, vgg_module, dtype=jnp.bfloat16 if precision == "bf16" else None,
-                           donate=FLAGS.donate)
+  step = functools.partial(dg.jit_train_step, cfg, hp, mesh, vgg_module,
+                           dtype=jnp.bfloat16 if precision == "bf16" else None,
+                           donate=FLAGS.donate)  # small_conv_pixels -> the jitted step
   rng = np.random.default_rng(0)
   p = hp.points_tps
   batch_np = {"source": rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32),
@@ -181,23 +182,20 @@ def main(argv):
     torch.backends.cudnn.allow_tf32 = FLAGS.precision == "tf32"
   except ImportError:
     torch = None
-  if FLAGS.small_conv_pixels is not None:
-    from jaxreenact.layers import conv
-    conv.SMALL_OUTPUT_PIXELS = FLAGS.small_conv_pixels
   batch = FLAGS.batch or (4 if (FLAGS.model == "dagan" and FLAGS.config == "tiny") else 8)
   build = _stargan if FLAGS.model == "stargan_v2" else _dagan
   print(f"device: {_device_name()}  model: {FLAGS.model}  config: {FLAGS.config}  batch: {batch}  "
         f"precision: {FLAGS.precision}", flush=True)
-  state, step, jb, torch_setup, _ = build(batch, FLAGS.precision)
+  state, make_step, jb, torch_setup, _ = build(batch, FLAGS.precision)
+  step = make_step(small_conv_pixels=FLAGS.small_conv_pixels)
 
   t0 = time.perf_counter()
   lowered = step.lower(state, jb)
   print(f"lowered in {time.perf_counter() - t0:.1f} s; compiling …", flush=True)
   cost = lowered.cost_analysis() or {}
   if jax.default_backend() == "cpu":  # the executed CPU program turns tiny convolutions into matmuls (padding taps
-    from jaxreenact.layers import conv  # included); MFU uses the model's FLOPs: count the plain convolutions
-    with conv.exact_convolutions():
-      cost = jax.jit(functools.partial(step.__wrapped__)).lower(state, jb).cost_analysis() or {}
+    # included); MFU uses the model's FLOPs: count the plain convolutions
+    cost = make_step(small_conv_pixels=0).lower(state, jb).cost_analysis() or {}
   if FLAGS.lower_only:
     print(json.dumps({"xla_flops_per_iter": float(cost.get("flops", 0.0)), "lower_s": time.perf_counter() - t0}))
     return

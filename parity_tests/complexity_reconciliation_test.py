@@ -154,7 +154,7 @@ def test_dagan_vox256_official_figures():
 def test_stargan_train_iteration_identities(stargan_tiny):
   spec, nets = stargan_tiny
   tr = spec.train
-  traced = jax.jit(tr.fn).trace(tr.variables, tr.batch(2))
+  traced = jax.jit(tr.fn).trace(tr.state, tr.batch(2))
   count = analytic.count_jaxpr(traced.jaxpr)
   assert xla.category_costs(traced.jaxpr, only_conv_dot=True).conv_dot_flops == 2 * count.padx
   results = {}
@@ -194,7 +194,7 @@ def test_deepspeed_composition_equals_a_fresh_reading_of_the_whole_iteration(sta
 def test_dagan_train_iteration_identities(dagan_tiny):
   spec, nets = dagan_tiny
   tr = spec.train
-  traced = jax.jit(tr.fn).trace(tr.variables, tr.batch(2))
+  traced = jax.jit(tr.fn).trace(tr.state, tr.batch(2))
   count = analytic.count_jaxpr(traced.jaxpr)
   assert xla.category_costs(traced.jaxpr, only_conv_dot=True).conv_dot_flops == 2 * count.padx
   official, matched = {}, {}

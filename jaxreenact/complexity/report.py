@@ -20,7 +20,6 @@ import jax
 import numpy as np
 
 from jaxreenact.complexity import analytic, latency, reconcile, specs, xla
-from jaxreenact.layers import conv
 
 V100_FP32_PEAK = 15.7e12  # NVIDIA V100 SXM2 FP32 peak FLOPS (the study's GPU); tensor-core FP16 peak 125e12
 V100_FP16_TC_PEAK = 125e12
@@ -197,7 +196,6 @@ def _torch_module_readings(m: specs.ModuleSpec, nets_cache: dict, batch: int, tr
 # ---------------------------------------------------------------------------------------------------------------
 # Modules.
 
-@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def module_record(m: specs.ModuleSpec, opts: Options, log: Progress, nets_cache: dict | None = None,
                   train_batch: int | None = None) -> dict[str, Any]:
   """Every reading of one module (see the schema in the docstring of :func:`run_model`).
@@ -330,17 +328,17 @@ def official_match(rec: dict[str, Any], off: dict[str, Any]) -> dict[str, tuple]
 # ---------------------------------------------------------------------------------------------------------------
 # Training iteration.
 
-@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def train_record(spec: specs.ModelSpec, modules: dict[str, dict], opts: Options, log: Progress,
                  nets_cache: dict | None) -> dict[str, Any]:
   tr = spec.train
   b = opts.train_batch or spec.study.get("batch_per_gpu", 8)
   rec: dict[str, Any] = {"batch": b, "description": tr.description, "forward_calls": tr.forward_calls,
-                         "optimizer": "Optimizer and EMA updates are not included (O(params) elementwise work)"}
-  args = (tr.variables, tr.batch(b))
+                         "optimizer": ("included: the iteration is the training step launch.train jits (Adam "
+                                       "updates, and StarGAN v2's EMA, are O(params) elementwise work)")}
+  args = (tr.state, tr.batch(b))
   t0 = time.perf_counter()
   traced = jax.jit(tr.fn).trace(*args)
-  rec["params"] = specs.count_params({k: (v["params"] if "params" in v else v) for k, v in tr.variables.items()})
+  rec["params"] = specs.count_params({k: (v["params"] if "params" in v else v) for k, v in tr.networks.items()})
   count = analytic.count_jaxpr(traced.jaxpr)
   rec.update(analytic_macs_naive=count.naive, analytic_macs_padx=count.padx, analytic_notes=count.notes,
              jaxpr_equations=len(traced.jaxpr.eqns), trace_s=round(time.perf_counter() - t0, 2))
@@ -442,7 +440,6 @@ def train_record(spec: specs.ModelSpec, modules: dict[str, dict], opts: Options,
   return rec
 
 
-@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def engine_profile(spec: specs.ModelSpec, batch: int, nets_cache: dict, log: Progress) -> dict[str, Any]:
   """DeepSpeed engine profile (the study's table format) of one training iteration on the CPU, at ``batch``."""
   import torch
@@ -476,7 +473,6 @@ def _per_device(fn, args, batch_argnums, opts: Options, log: Progress, what: str
 # ---------------------------------------------------------------------------------------------------------------
 # Scaling.
 
-@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def scaling_record(spec: specs.ModelSpec, opts: Options, log: Progress,
                    base_latency: dict[str, Any] | None = None) -> dict[str, Any]:
   """FLOPs (and some latencies) of ``spec.scaling`` against resolution and batch; per-device FLOPs under meshes.
@@ -620,7 +616,6 @@ def table10(spec: specs.ModelSpec, train: dict[str, Any]) -> dict[str, Any] | No
 # ---------------------------------------------------------------------------------------------------------------
 # Orchestration.
 
-@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def run_model(spec: specs.ModelSpec, opts: Options, log: Progress | None = None) -> dict[str, Any]:
   """The ``models.<name>`` subtree of complexity.json.
 
@@ -664,7 +659,6 @@ def _config_dict(cfg) -> dict[str, Any]:
   return {"repr": repr(cfg)}
 
 
-@conv.exact_convolutions()  # count convolutions as convolutions, whatever the backend
 def build_report(model_specs: list[specs.ModelSpec], opts: Options, log: Progress | None = None) -> dict[str, Any]:
   log = log or Progress()
   t0 = time.perf_counter()

@@ -2,8 +2,8 @@
 
 A :class:`ModelSpec` is model-agnostic plumbing: each :class:`ModuleSpec` names a pure JAX function of
 ``(variables, *inputs)`` with shape-only arguments, which inputs the training backward differentiates, and the
-matching PyTorch reference call; the :class:`TrainSpec` defines "one training iteration" from the public loss
-functions. ``report.py`` only talks to these objects.
+matching PyTorch reference call; the :class:`TrainSpec` is "one training iteration": the training step
+``launch.train`` runs. ``report.py`` only talks to these objects.
 
 Definitions (the report repeats them):
 
@@ -14,12 +14,14 @@ Definitions (the report repeats them):
   double backprop), G step latent-guided (gradients for G, F, E), G step reference-guided (gradients for G), each
   as ``value_and_grad`` of its loss. With w_hpf > 0 the FAN masks of x_real are computed once, and the cycle pass of
   each G step gets FAN masks of x_fake (no gradient: the official ``get_heatmap`` runs under ``torch.no_grad``).
-  Optimizer updates and the EMA are not included (they are elementwise, O(params)).
+  The iteration is the training step itself (``jaxreenact.train.<model>.step_fn``, what ``launch.train`` jits), so
+  its count includes the optimizer updates and the EMA (elementwise, O(params)).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -86,9 +88,10 @@ class ModuleSpec:
 
 @dataclasses.dataclass
 class TrainSpec:
-  fn: Callable  # (variables, batch tuple) -> losses and grads
-  variables: Any
-  batch: Callable[[int], tuple]  # batch size -> ShapeDtypeStruct tuple
+  fn: Callable  # the training step launch.train jits: (state, batch) -> (new state, metrics)
+  state: Any  # ShapeDtypeStruct tree of the training state
+  batch: Callable[[int], dict]  # batch size -> ShapeDtypeStruct dict, as the data pipeline feeds the step
+  networks: dict[str, Any]  # the networks' variables (shapes) whose parameters the report counts
   forward_calls: dict[str, int]  # module name -> forward calls per iteration (each at the full batch)
   torch_build: Callable[[str], Any] | None = None
   torch_inputs: Callable[[int, str], tuple] | None = None
@@ -131,6 +134,8 @@ def zeros_like_tree(tree, seed: int = 0):
   rng = np.random.default_rng(seed)
 
   def make(s):
+    if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key):
+      return jax.random.split(jax.random.key(seed), s.shape) if s.shape else jax.random.key(seed)
     if not jnp.issubdtype(s.dtype, jnp.floating):
       return jnp.zeros(s.shape, s.dtype)
     x = 0.02 * rng.standard_normal(s.shape)
@@ -302,44 +307,20 @@ def stargan_v2_spec(config_name: str = "celeba_hq", *, with_torch: bool = True):
 
 
 def _stargan_train_spec(cfg, nets, shapes, build) -> TrainSpec:
-  from jaxreenact.losses import stargan_v2 as L
+  from jaxreenact.train import stargan_v2 as sg_train
 
   size, hpf = cfg.img_size, cfg.w_hpf > 0
-  variables = {k: shapes[k] for k in ("generator", "mapping_network", "style_encoder", "discriminator")}
+  hp = sg_train.HParams()  # the λ values do not change the work
+  state = jax.eval_shape(functools.partial(sg_train.init_state, cfg, hp), jax.random.key(0))
   if hpf:
-    variables["fan"] = shapes["fan"]
+    state = state.replace(fan=shapes["fan"])
+  networks = {k: shapes[k] for k in ("generator", "mapping_network", "style_encoder", "discriminator")}
+  if hpf:
+    networks["fan"] = shapes["fan"]
 
-  def batch(b: int) -> tuple:
-    img = sds(b, size, size, 3)
-    lab = sds(b, dtype=jnp.int32)
-    z = sds(b, cfg.latent_dim)
-    return (img, lab, img, img, lab, z, z)  # x_real, y_org, x_ref, x_ref2, y_trg, z_trg, z_trg2
-
-  def iteration(variables, batch):
-    x_real, y_org, x_ref, x_ref2, y_trg, z_trg, z_trg2 = batch
-    masks = masks_fn = None
-    if hpf:
-      def masks_fn(x):  # official get_heatmap runs under torch.no_grad()
-        m = nets.fan.apply(variables["fan"], jax.lax.stop_gradient(x), method=nets.fan.get_heatmap)
-        return jax.lax.stop_gradient(m)
-      masks = masks_fn(x_real)
-
-    def with_(new):
-      return {**variables, **new}
-
-    d_grad = jax.value_and_grad(
-        lambda vd, **kw: L.d_loss(with_({"discriminator": vd}), nets, x_real, y_org, y_trg, masks=masks, **kw),
-        has_aux=True)
-    d_lat = d_grad(variables["discriminator"], z_trg=z_trg)
-    d_ref = d_grad(variables["discriminator"], x_ref=x_ref)
-    gfe = {k: variables[k] for k in ("generator", "mapping_network", "style_encoder")}
-    g_lat = jax.value_and_grad(
-        lambda p: L.g_loss(with_(p), nets, x_real, y_org, y_trg, z_trgs=(z_trg, z_trg2), masks=masks,
-                           masks_fn=masks_fn), has_aux=True)(gfe)
-    g_ref = jax.value_and_grad(
-        lambda p: L.g_loss(with_({"generator": p}), nets, x_real, y_org, y_trg, x_refs=(x_ref, x_ref2), masks=masks,
-                           masks_fn=masks_fn), has_aux=True)(variables["generator"])
-    return d_lat, d_ref, g_lat, g_ref
+  def batch(b: int) -> dict:  # what the data pipeline feeds the step; z_trg, z_trg2 are drawn inside it
+    img, lab = sds(b, size, size, 3), sds(b, dtype=jnp.int32)
+    return {"x_src": img, "y_src": lab, "x_ref": img, "x_ref2": img, "y_ref": lab}
 
   calls = {"generator_masks" if hpf else "generator": 8, "discriminator": 6, "style_encoder": 7, "mapping_network": 3}
   if hpf:
@@ -404,10 +385,12 @@ def _stargan_train_spec(cfg, nets, shapes, build) -> TrainSpec:
 
     return Iteration()
 
-  return TrainSpec(iteration, variables, batch, calls, build, torch_inputs if build else None,
-                   torch_iteration if build else None, torch_wrapper if build else None,
-                   "D latent + D reference (R1 by double backprop) + G latent (grads G, F, E) + G reference (grads G)"
-                   + (", FAN masks (3 forwards, no gradient)" if hpf else ""),
+  return TrainSpec(sg_train.step_fn(cfg, hp), state, batch, networks, calls, build,
+                   torch_inputs if build else None, torch_iteration if build else None,
+                   torch_wrapper if build else None,
+                   "jaxreenact.train.stargan_v2.train_step: D latent + D reference (R1 by double backprop) + G latent "
+                   "(grads G, F, E) + G reference (grads G)" + (", FAN masks (3 forwards, no gradient)" if hpf else "")
+                   + ", each followed by its Adam update, then the EMA of G, F, E",
                    "official: the official loop's autograd (D weight gradients are also computed in the G steps and "
                    "discarded; d_loss makes x_real a leaf requiring grad, so ∂loss/∂x_real is computed too). matched: "
                    "only the updated networks require grad, as in the JAX iteration; the padding-excluded MACs then "
@@ -447,31 +430,22 @@ DAGAN_STUDY = {"gpus": 4, "batch_per_gpu": 8, "dataset": "VoxCeleb1, 256 px (the
                "fwd_FLOPS": 1_757_049.59e12, "bwd_FLOPS": 2_065_673.08e12, "fwd_bwd_FLOPS": 1_951_418.37831e12,
                "note": ("official train.py: DistributedSampler, DataLoader(batch_size=batch_size) per process, so "
                         "batch 8 per GPU")}
-def _dagan_loss_weights() -> dict:
-  from jaxreenact.train.dagan import HParams  # the weights training uses (vox-adv-256.yaml), defined once there
-  hp = HParams()
-  return {k: getattr(hp, k) for k in ("perceptual", "generator_gan", "discriminator_gan", "feature_matching",
-                                      "equivariance_value", "equivariance_jacobian")}
-
-
-DAGAN_LOSS = _dagan_loss_weights()
-DAGAN_SCALES = (1, 0.5, 0.25, 0.125)  # train_params.scales of the perceptual pyramid
-DAGAN_TPS_POINTS = 5
+DAGAN_TPS_POINTS = 5  # train_params.transform_params.points_tps
 
 
 def dagan_config(name: str):
-  """(model Config, image size, perceptual pyramid scales, VGG width divisor) of a named config."""
+  """(model Config, training HParams, image size) of a named config: a ``dagan.PRESETS`` name resolves exactly as
+  ``launch.train --config configs/dagan.py:<name>`` does; ``vox256_r50`` is vox256 with the ResNet-50 depth."""
   from jaxreenact.models import dagan
-  if name == "vox256":
-    return dagan.Config.vox256(), 256, DAGAN_SCALES, 1
+  from jaxreenact.train import dagan as dg
   if name == "vox256_r50":
-    return dagan.Config.vox256(depth_layers=50), 256, DAGAN_SCALES, 1
-  if name == "tiny":  # 64 px: the 1/8 pyramid level would be too small for VGG's four poolings
-    return dagan.Config.preset("tiny"), 64, (1, 0.5, 0.25), 8
-  raise ValueError(f"unknown DaGAN config {name!r}; choose vox256, vox256_r50, tiny")
+    return dagan.Config.vox256(depth_layers=50), dg.HParams.preset("vox256"), dg.IMAGE_SIZES["vox256"]
+  if name in dagan.PRESETS:
+    return dagan.Config.preset(name), dg.HParams.preset(name), dg.IMAGE_SIZES[name]
+  raise ValueError(f"unknown DaGAN config {name!r}; choose {', '.join(dagan.PRESETS)}, vox256_r50")
 
 
-def _dagan_torch_build(cfg, vgg_div: int = 1, scales: tuple = DAGAN_SCALES):
+def _dagan_torch_build(cfg, scales: tuple, trunk: str):
   def build(device: str):
     import torch
     from torch import nn as tnn
@@ -490,7 +464,7 @@ def _dagan_torch_build(cfg, vgg_div: int = 1, scales: tuple = DAGAN_SCALES):
     with torch.device(device):
       nets = build_torch(cfg)
       nets["depth"] = Depth(nets.pop("depth_encoder"), nets.pop("depth_decoder")).eval().requires_grad_(False)
-      nets["vgg"] = TorchVGGFeatures("vgg19", vgg_div).eval()
+      nets["vgg"] = TorchVGGFeatures(trunk).eval()
       from torch_reference.dagan.model import ImagePyramide
       # GeneratorFullModel / DiscriminatorFullModel own their pyramids as submodules.
       nets["pyramid"] = ImagePyramide(scales, cfg.num_channels)
@@ -522,26 +496,30 @@ def _t01(shape, device):
   return torch.empty(shape, device=device) if device == "meta" else torch.rand(shape, device=device)
 
 
-def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True) -> ModelSpec:
-  """The DaGAN ModelSpec: depth, KP detector, dense motion, generator, discriminator, VGG19 pyramid, train step."""
+def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True,
+               perceptual_trunk: str = "vgg19") -> ModelSpec:
+  """The DaGAN ModelSpec: depth, KP detector, dense motion, generator, discriminator, VGG pyramid, train step."""
   from jaxreenact.models.vgg import VGGFeatures
   from jaxreenact.models import dagan
   from jaxreenact.models.dagan.dense_motion import DenseMotionNetwork
 
-  cfg, size, scales, vgg_div = dagan_config(config_name)
+  cfg, hp, size = dagan_config(config_name)
+  scales = tuple(1 if s == 1 else s for s in hp.scales)  # official keys: prediction_1, prediction_0.5, ...
   nets = dagan.build(cfg)
   k = cfg.num_kp
   dm = cfg.generator_params.dense_motion_params
   dense = DenseMotionNetwork(dm.block_expansion, dm.num_blocks, dm.max_features, k, cfg.num_channels,
                              cfg.generator_params.estimate_occlusion_map, dm.scale_factor, dm.kp_variance)
-  vgg = VGGFeatures("vgg19", width_divisor=vgg_div)
+  # perceptual_trunk: vgg19 is the paper's (launch.train with --config.vgg19_path); vgg16 is the lpips trunk
+  # launch.train uses when no VGG19 file is given
+  vgg = VGGFeatures(perceptual_trunk)
   ex = dagan.example_inputs(cfg, size, 1)
   init = lambda mod, *a: jax.eval_shape(mod.init, jax.random.key(0), *a)  # noqa: E731
   shapes = {n: init(getattr(nets, n), *ex[n]) for n in ("depth", "kp_detector", "generator", "discriminator")}
   shapes["dense_motion"] = {c: v["dense_motion_network"] for c, v in shapes["generator"].items()}
   shapes["vgg"] = init(vgg, sds(1, size, size, 3))
   official = DAGAN_OFFICIAL if (config_name == "vox256") else {}
-  build = _dagan_torch_build(cfg, vgg_div, scales) if with_torch else None
+  build = _dagan_torch_build(cfg, scales, perceptual_trunk) if with_torch else None
   img = lambda b, c=3: sds(b, size, size, c)  # noqa: E731
 
   def kp(b):
@@ -605,13 +583,12 @@ def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True) -> Model
                  ts("discriminator", lambda b, d: (_t01((b, 3, size, size), d), _t_kp(b, k, d, kpj)), (0,),
                     call=lambda n, a: n["discriminator"]({"prediction_1": a[0]}, kp=a[1])),
                  official.get("discriminator", {}), "one scale (1), image ⊕ keypoint Gaussians"),
-      ModuleSpec("vgg19_pyramid", vgg_fn, shapes["vgg"], lambda b: (img(b),), (0,),
+      ModuleSpec(f"{perceptual_trunk}_pyramid", vgg_fn, shapes["vgg"], lambda b: (img(b),), (0,),
                  ts("vgg", lambda b, d: (_t01((b, 3, size, size), d),), (0,), call=t_pyramid_vgg),
-                 {}, "perceptual loss trunk (VGG19 to relu5_1, frozen weights) on the pyramid "
-                     f"{list(scales)}; backward = input gradient only"
-                     + (f"; width / {vgg_div} (tiny config)" if vgg_div > 1 else ""), param_grads=False),
+                 {}, f"perceptual loss trunk ({perceptual_trunk.upper()}, five ReLU taps, frozen weights) on the pyramid "
+                     f"{list(scales)}; backward = input gradient only", param_grads=False),
   ]
-  train = _dagan_train_spec(cfg, size, scales, nets, shapes, vgg, build)
+  train = _dagan_train_spec(cfg, hp, size, scales, shapes, vgg, build, perceptual_trunk)
 
   def scaling(s: int) -> ModuleSpec:
     return ModuleSpec("generator", gen_fn, shapes["generator"],
@@ -620,84 +597,31 @@ def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True) -> Model
   return ModelSpec("dagan", cfg, config_name, modules, train, scaling, dict(DAGAN_STUDY), size)
 
 
-def _dagan_train_spec(cfg, size, scales, nets, shapes, vgg, build) -> TrainSpec:
-  from jaxreenact.models import dagan
-  from jaxreenact.models.dagan import losses as L
+def _dagan_train_spec(cfg, hp, size, scales, shapes, vgg, build, trunk) -> TrainSpec:
+  from jaxreenact.train import dagan as dg
 
-  k = cfg.num_kp
   disc_scales = tuple(cfg.discriminator_params.scales)
-  variables = {n: shapes[n] for n in ("depth", "kp_detector", "generator", "discriminator")}
-  variables["vgg"] = shapes["vgg"]
+  p = hp.points_tps
+  state = jax.eval_shape(lambda key: dg.init_state(cfg, hp, key, size, None, None), jax.random.key(0))
+  state = state.replace(depth=shapes["depth"], vgg=shapes["vgg"])
+  networks = {n: shapes[n] for n in ("depth", "kp_detector", "generator", "discriminator", "vgg")}
+  w = {k: getattr(hp, k) for k in ("perceptual", "generator_gan", "discriminator_gan", "feature_matching",
+                                   "equivariance_value", "equivariance_jacobian")}
 
-  def batch(b: int) -> tuple:
-    return (sds(b, size, size, 3), sds(b, size, size, 3), sds(b, 2, 3), sds(b, 1, DAGAN_TPS_POINTS ** 2))
+  def batch(b: int) -> dict:  # what the data pipeline feeds the step; the equivariance transform is drawn inside it
+    return {"source": sds(b, size, size, 3), "driving": sds(b, size, size, 3)}
 
-  def iteration(variables, batch):
-    source, driving, theta, tps = batch
-    w = DAGAN_LOSS
-
-    def depth(x):  # frozen monodepth2 (eval, no gradient)
-      return jax.lax.stop_gradient(nets.depth.apply(variables["depth"], x)[0])
-
-    def vgg_feats(x):
-      return vgg.apply(variables["vgg"], x)
-
-    def disc(params, pyr, kpd):
-      return nets.discriminator.apply({**variables["discriminator"], "params": params}, pyr, kpd)
-
-    def g_loss(trainable):
-      vk = {**variables["kp_detector"], "params": trainable["kp_detector"]}
-      vg = {**variables["generator"], "params": trainable["generator"]}
-      kp_of = lambda x, d: nets.kp_detector.apply(vk, jnp.concatenate([x, d], -1), train=True,  # noqa: E731
-                                                  mutable=["batch_stats"])[0]
-      ds, dd = depth(source), depth(driving)
-      kp_s, kp_d = kp_of(source, ds), kp_of(driving, dd)
-      gen = nets.generator.apply(vg, source, kp_d, kp_s, ds, train=True, mutable=["batch_stats"])[0]
-      pred = gen["prediction"]
-      pyr_real = dagan.image_pyramid(driving, scales)
-      pyr_gen = dagan.image_pyramid(pred, scales)
-      total = jnp.zeros((), jnp.float32)
-      for s in scales:
-        xv = vgg_feats(pyr_gen[f"prediction_{s}"])
-        yv = jax.lax.stop_gradient(vgg_feats(pyr_real[f"prediction_{s}"]))  # official y_vgg.detach()
-        for i, wt in enumerate(w["perceptual"]):
-          total = total + wt * jnp.mean(jnp.abs(xv[i] - yv[i]))
-      kp_det = jax.lax.stop_gradient(kp_d)  # detach_kp
-      d_gen = disc(variables["discriminator"]["params"], pyr_gen, kp_det)
-      d_real = disc(variables["discriminator"]["params"], pyr_real, kp_det)
-      total = total + L.generator_gan_loss(d_gen, disc_scales, w["generator_gan"])
-      total = total + L.feature_matching_loss(d_real, d_gen, disc_scales, w["feature_matching"])
-      tf = dagan.Transform(theta, tps, DAGAN_TPS_POINTS)
-      frame = tf.transform_frame(driving)
-      kp_t = kp_of(frame, depth(frame))
-      total = total + L.equivariance_value_loss(kp_d, kp_t, tf, w["equivariance_value"])
-      if cfg.estimate_jacobian:
-        total = total + L.equivariance_jacobian_loss(kp_d, kp_t, tf, w["equivariance_jacobian"])
-      return total, (pred, kp_det)
-
-    trainable = {"kp_detector": variables["kp_detector"]["params"], "generator": variables["generator"]["params"]}
-    (g_total, (pred, kp_det)), g_grads = jax.value_and_grad(g_loss, has_aux=True)(trainable)
-
-    def d_loss(params):
-      pyr_gen = dagan.image_pyramid(jax.lax.stop_gradient(pred), disc_scales)
-      pyr_real = dagan.image_pyramid(driving, disc_scales)
-      return L.discriminator_gan_loss(disc(params, pyr_real, kp_det), disc(params, pyr_gen, kp_det), disc_scales,
-                                      w["discriminator_gan"])
-
-    d_total, d_grads = jax.value_and_grad(d_loss)(variables["discriminator"]["params"])
-    return (g_total, g_grads), (d_total, d_grads)
-
-  calls = {"depth": 3, "kp_detector": 3, "generator": 1, "discriminator": 4, "vgg19_pyramid": 2}
+  calls = {"depth": 3, "kp_detector": 3, "generator": 1, "discriminator": 4, f"{trunk}_pyramid": 2}
 
   def torch_inputs(b: int, device: str) -> tuple:
     import torch
     src, drv = _t01((b, 3, size, size), device), _t01((b, 3, size, size), device)
     if device == "meta":
       return (src, drv, torch.empty(b, 2, 3, device=device),
-              torch.empty(b, 1, DAGAN_TPS_POINTS ** 2, device=device))
+              torch.empty(b, 1, p * p, device=device))
     g = torch.Generator().manual_seed(1)
     theta = 0.05 * torch.randn(b, 2, 3, generator=g) + torch.eye(2, 3).view(1, 2, 3)
-    return (src, drv, theta, 0.005 * torch.randn(b, 1, DAGAN_TPS_POINTS ** 2, generator=g))
+    return (src, drv, theta, 0.005 * torch.randn(b, 1, p * p, generator=g))
 
   def g_forward(tn, batch):
     """GeneratorFullModel.forward of the paper model (rgbd, equivariance, perceptual, GAN, feature matching)."""
@@ -705,7 +629,6 @@ def _dagan_train_spec(cfg, size, scales, nets, shapes, vgg, build) -> TrainSpec:
 
     from torch_reference.dagan import model as TM
     source, driving, theta, tps = batch
-    w = DAGAN_LOSS
     pyramid = tn["pyramid"]
     depth = lambda x: tn["depth"](x)[("disp", 0)]  # noqa: E731
     ds, dd = depth(source), depth(driving)
@@ -725,7 +648,7 @@ def _dagan_train_spec(cfg, size, scales, nets, shapes, vgg, build) -> TrainSpec:
     dscales = [str(s) for s in disc_scales]
     total = total + TM.generator_gan_loss(d_gen, dscales, w["generator_gan"])
     total = total + TM.feature_matching_loss(d_real, d_gen, dscales, w["feature_matching"])
-    tf = TM.Transform(theta, tps, DAGAN_TPS_POINTS)
+    tf = TM.Transform(theta, tps, p)
     frame = tf.transform_frame(driving)
     kp_t = tn["kp_detector"](torch.cat([frame, depth(frame)], 1))
     total = total + TM.equivariance_value_loss(kp_d, kp_t, tf, w["equivariance_value"])
@@ -739,7 +662,7 @@ def _dagan_train_spec(cfg, size, scales, nets, shapes, vgg, build) -> TrainSpec:
     pyramid = tn["disc_pyramid"]
     d_gen = tn["discriminator"](pyramid(pred.detach()), kp=kp_det)
     d_real = tn["discriminator"](pyramid(driving), kp=kp_det)
-    return TM.discriminator_gan_loss(d_real, d_gen, [str(s) for s in disc_scales], DAGAN_LOSS["discriminator_gan"])
+    return TM.discriminator_gan_loss(d_real, d_gen, [str(s) for s in disc_scales], w["discriminator_gan"])
 
   def torch_iteration(tn, batch, matched: bool = False) -> None:
     """train.py: G+KP loss backward (one backward of the summed losses), then the D loss backward. ``matched``:
@@ -774,13 +697,15 @@ def _dagan_train_spec(cfg, size, scales, nets, shapes, vgg, build) -> TrainSpec:
 
     return Iteration()
 
-  desc = ("G+KP step (value_and_grad of perceptual VGG19 pyramid ×4 scales + LSGAN + feature matching + equivariance "
-          "value/jacobian; depth net frozen, 3 depth and 3 keypoint forwards) then D step (LSGAN on prediction.detach()"
-          " and the driving frame); kp_distance (sign(), zero gradient, K² work) left out")
+  desc = ("jaxreenact.train.dagan.train_step: G+KP step (value_and_grad of perceptual " + trunk.upper() + " pyramid "
+          f"×{len(scales)} scales + LSGAN + feature matching + equivariance value/jacobian + kp_distance (sign(), zero "
+          "gradient, K² work); depth net frozen, 3 depth and 3 keypoint forwards) then D step (LSGAN on "
+          "prediction.detach() and the driving frame); each followed by its Adam update")
   note = ("official: train.py's autograd (D weight gradients are also computed in the G+KP step and discarded). "
           "matched: no D gradients in the G+KP step, as in the JAX iteration. Remaining differences: the anti-alias "
           "convolutions (torch: full resolution after F.pad, i.e. no padding taps to exclude; JAX: strided), the "
           "depth decoder's three unused disparity heads (dead code XLA removes), 2×2 matmuls written elementwise "
           "in JAX, and the backward conventions of transposed convolutions (naive counts only).")
-  return TrainSpec(iteration, variables, batch, calls, build, torch_inputs if build else None,
-                   torch_iteration if build else None, torch_wrapper if build else None, desc, note)
+  return TrainSpec(dg.step_fn(cfg, hp, vgg), state, batch, networks, calls, build,
+                   torch_inputs if build else None, torch_iteration if build else None,
+                   torch_wrapper if build else None, desc, note)

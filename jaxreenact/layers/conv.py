@@ -6,6 +6,7 @@ Parameters are named ``kernel`` (HWIO for convs, (in, out) for dense) and ``bias
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from typing import Any, Sequence
 
@@ -41,40 +42,39 @@ def _torch_bias_init(fan_in: int):
 
 # XLA:CPU's convolution emitter is pathologically slow when the output is only a few pixels (a 3×3, 512→512 conv
 # on 2×2 maps at batch 4 took 51 ms forward + backward vs 1.6 ms as one matmul; see BENCHMARKS.md), which is where
-# VGG, the discriminators and the style encoder end. Inside ``small_convs_as_matmul()`` (the training iterations
-# enter it) convolutions on CPU whose output has at most SMALL_OUTPUT_PIXELS pixels are computed as patches × kernel:
-# the same products summed in another order. ``exact_convolutions()`` (the complexity report) overrides it, so FLOP
-# counts are always those of the convolutions; outside both every Conv2d is one ``conv_general_dilated``.
-SMALL_OUTPUT_PIXELS = 16  # tiny training iterations: the one threshold (of 0/16/32/64) that sped up both models
-_state = {"matmul_small": False, "force_exact": False}
+# VGG, the discriminators and the style encoder end. The jitted training steps take the threshold as an argument
+# (``small_conv_pixels``; ``default_small_conv_pixels()`` when not given): convolutions whose output has at most that
+# many pixels are then computed as patches × kernel, the same products summed in another order. The argument reaches
+# every Conv2d at trace time through ``small_convs_as_matmul(pixels)``, a context variable scoped to the trace; with
+# 0 (the default outside any step, and what the complexity report passes) every Conv2d is one
+# ``conv_general_dilated``, so FLOP counts are those of the convolutions.
+DEFAULT_SMALL_CONV_PIXELS = 16  # tiny training iterations on CPU: the one threshold (of 0/16/32/64) that sped up both
+_small_conv_pixels: contextvars.ContextVar[int] = contextvars.ContextVar("small_conv_pixels", default=0)
+
+
+def default_small_conv_pixels(backend: str | None = None) -> int:
+  """The threshold a training step uses when none is given: ``DEFAULT_SMALL_CONV_PIXELS`` on CPU, 0 elsewhere."""
+  return DEFAULT_SMALL_CONV_PIXELS if (backend or jax.default_backend()) == "cpu" else 0
 
 
 @contextlib.contextmanager
-def _setting(key: str, value: bool):
-  previous = _state[key]
-  _state[key] = value
+def small_convs_as_matmul(pixels: int):
+  """Context read at trace time: convolutions (groups 1) with at most ``pixels`` output pixels become one matmul."""
+  if pixels < 0:
+    raise ValueError(f"small_conv_pixels must be >= 0, got {pixels}")
+  token = _small_conv_pixels.set(int(pixels))
   try:
     yield
   finally:
-    _state[key] = previous
+    _small_conv_pixels.reset(token)
 
 
-def small_convs_as_matmul():
-  """Context (read at trace time): CPU convolutions with small outputs become one matmul each."""
-  return _setting("matmul_small", True)
-
-
-def with_small_convs_as_matmul(fn):
-  """``fn`` traced inside ``small_convs_as_matmul()`` (wrap a function before ``jax.jit``)."""
+def traced_with_small_convs(fn, pixels: int):
+  """``fn`` traced inside ``small_convs_as_matmul(pixels)`` (wrap a function before ``jax.jit``)."""
   def wrapped(*args, **kwargs):
-    with small_convs_as_matmul():
+    with small_convs_as_matmul(pixels):
       return fn(*args, **kwargs)
   return wrapped
-
-
-def exact_convolutions():
-  """Context (read at trace time), also usable as a decorator: every Conv2d lowers to ``conv_general_dilated``."""
-  return _setting("force_exact", True)
 
 
 def _conv_as_matmul(x, kernel, stride, pads, dilation, precision):
@@ -140,8 +140,8 @@ class Conv2d(nn.Module):
       x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), mode=mode)
       pads = ((0, 0), (0, 0))
     dtype = self.dtype or x.dtype
-    if (_state["matmul_small"] and not _state["force_exact"] and self.groups == 1 and jax.default_backend() == "cpu"
-        and math.prod(_output_size(x.shape, kshape, stride, pads, dilation)) <= SMALL_OUTPUT_PIXELS):
+    pixels = _small_conv_pixels.get()
+    if pixels and self.groups == 1 and math.prod(_output_size(x.shape, kshape, stride, pads, dilation)) <= pixels:
       y = _conv_as_matmul(x.astype(dtype), kernel.astype(dtype), stride, pads, dilation, self.precision)
     else:
       y = jax.lax.conv_general_dilated(

@@ -137,7 +137,7 @@ def test_high_pass_matches_torch():
     (3, 1, 1, 1, 2), (3, 1, 1, 1, 4), (4, 1, 0, 1, 4), (3, 2, 1, 1, 8), (1, 1, 0, 1, 3), (3, 1, 2, 2, 4),
     (7, 1, 3, 1, 3), (3, 2, ((0, 1), (1, 0)), 1, 7)])
 def test_small_convolutions_as_matmul_equal_conv(kernel, stride, padding, dilation, hw):
-  """CPU fast path for tiny outputs (patches × kernel) == conv_general_dilated; exact_convolutions() overrides it."""
+  """CPU fast path for tiny outputs (patches × kernel) == conv_general_dilated; a threshold of 0 turns it off."""
   from jaxreenact.layers import conv as conv_lib
   layer = conv_lib.Conv2d(6, kernel, stride=stride, padding=padding, dilation=dilation)
   x = jax.random.normal(jax.random.key(0), (2, hw, hw, 5))
@@ -147,15 +147,15 @@ def test_small_convolutions_as_matmul_equal_conv(kernel, stride, padding, dilati
   def prims(fn):
     return {e.primitive.name for e in jax.make_jaxpr(fn)(x).eqns}
 
-  with conv_lib.small_convs_as_matmul():
+  with conv_lib.small_convs_as_matmul(conv_lib.DEFAULT_SMALL_CONV_PIXELS):
     fast = layer.apply(v, x)
     assert "conv_general_dilated" not in prims(lambda x: layer.apply(v, x))
-    with conv_lib.exact_convolutions():
+    with conv_lib.small_convs_as_matmul(0):
       assert "conv_general_dilated" in prims(lambda x: layer.apply(v, x))
   assert "conv_general_dilated" in prims(lambda x: layer.apply(v, x))  # off outside the context
   assert fast.shape == plain.shape
   np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-5)
-  g_fast = jax.grad(lambda v: jnp.sum(conv_lib.with_small_convs_as_matmul(layer.apply)(v, x) ** 2))(v)
+  g_fast = jax.grad(lambda v: jnp.sum(conv_lib.traced_with_small_convs(layer.apply, 16)(v, x) ** 2))(v)
   g_plain = jax.grad(lambda v: jnp.sum(layer.apply(v, x) ** 2))(v)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), g_fast, g_plain)
 
@@ -163,7 +163,7 @@ def test_small_convolutions_as_matmul_equal_conv(kernel, stride, padding, dilati
 def test_large_outputs_keep_the_convolution():
   from jaxreenact.layers import conv as conv_lib
   layer = conv_lib.Conv2d(4, 3, padding=1)
-  x = jnp.zeros((1, 8, 8, 3))  # 64 output pixels > SMALL_OUTPUT_PIXELS
+  x = jnp.zeros((1, 8, 8, 3))  # 64 output pixels > DEFAULT_SMALL_CONV_PIXELS
   v = layer.init(jax.random.key(1), x)
-  with conv_lib.small_convs_as_matmul():
+  with conv_lib.small_convs_as_matmul(conv_lib.DEFAULT_SMALL_CONV_PIXELS):
     assert "conv_general_dilated" in {e.primitive.name for e in jax.make_jaxpr(lambda x: layer.apply(v, x))(x).eqns}

@@ -39,15 +39,21 @@ def test_dagan_presets_agree(name):
     assert checkpoints.load_dagan("random:tiny").config == want
 
 
-def test_loss_weights_are_the_training_ones():
+@pytest.mark.parametrize("name", dagan.PRESETS)
+def test_dagan_training_settings_are_defined_once(name):
+  """Loss weights, pyramid scales and image size: the launch config and the complexity report read the same ones."""
   from jaxreenact.complexity import specs
   from jaxreenact.train import dagan as dg
+  config = _launch_config("dagan", name)
+  _, hp, size = specs.dagan_config(name)
+  assert dg.HParams.from_config(config.hparams) == hp == dg.HParams.preset(name)
+  assert config.img_size == size == dg.IMAGE_SIZES[name]
+
+
+@pytest.mark.parametrize("name", stargan_v2.PRESETS)
+def test_stargan_v2_training_settings_are_defined_once(name):
   from jaxreenact.train import stargan_v2 as sg
-  hp = dg.HParams()
-  assert specs.DAGAN_LOSS == {k: getattr(hp, k) for k in specs.DAGAN_LOSS}
-  cfg = _launch_config("dagan", "vox256")
-  assert dg.HParams.from_config(cfg.hparams) == hp
-  assert sg.HParams.from_config(_launch_config("stargan_v2", "celeba_hq").hparams) == sg.HParams()
+  assert sg.HParams.from_config(_launch_config("stargan_v2", name).hparams) == sg.HParams.preset(name)
 
 
 def test_benchmark_builds_its_models_from_the_presets():

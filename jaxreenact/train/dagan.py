@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreenact.layers import conv
 from jaxreenact.losses import at_least_f32
 from jaxreenact.models import dagan
 from jaxreenact.models.dagan import losses as dl
@@ -24,6 +23,7 @@ from jaxreenact.models.dagan.utils import Transform, image_pyramid
 from jaxreenact.train import optim, sharding
 
 TRAINED = ("kp_detector", "generator", "discriminator")
+IMAGE_SIZES = {"vox256": 256, "tiny": 64}  # training image size of each preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,15 @@ class HParams:
   kp_prior: float = 0.0
   kp_scale: float = 0.0
   depth_constraint: float = 0.0
+
+  @classmethod
+  def preset(cls, name: str) -> "HParams":
+    """The training settings of a named model preset (``dagan.PRESETS``), defined here once."""
+    if name not in dagan.PRESETS:
+      raise ValueError(f"unknown DaGAN preset {name!r}; choose one of {', '.join(dagan.PRESETS)}")
+    if name == "tiny":
+      return cls(scales=(1.0, 0.5))  # 64 px: VGG needs >= 16 px per pyramid level
+    return cls()
 
   @classmethod
   def from_config(cls, c) -> "HParams":
@@ -202,18 +211,15 @@ def train_step(state: State, batch: dict[str, jax.Array], *, cfg: dagan.Config, 
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None, dtype=None, donate: bool = True):
-  """``train_step`` jitted over ``mesh`` (state replicated and donated); ``dtype`` is the compute dtype.
+def step_fn(cfg: dagan.Config, hp: HParams, vgg_module=None, dtype=None):
+  """``train_step`` bound to its config and networks: the pure function ``launch.train`` jits and the complexity
+  report lowers. ``dtype`` is the compute dtype."""
+  return functools.partial(train_step, cfg=cfg, hp=hp, nets=dagan.build(cfg, dtype=dtype), vgg_module=vgg_module)
 
-  ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate).
-  """
-  nets = dagan.build(cfg, dtype=dtype)
-  # XLA:CPU is slow on convolutions with tiny outputs; on CPU those become matmuls (layers/conv.py)
-  fn = conv.with_small_convs_as_matmul(
-      functools.partial(train_step, cfg=cfg, hp=hp, nets=nets, vgg_module=vgg_module))
-  rep = sharding.replicated(mesh)
-  return jax.jit(fn, in_shardings=(rep, sharding.data_sharded(mesh)), out_shardings=(rep, rep),
-                 donate_argnums=0 if donate else ())
+
+def jit_train_step(cfg: dagan.Config, hp: HParams, mesh, vgg_module=None, dtype=None, **jit_options):
+  """``step_fn`` jitted over ``mesh`` by ``sharding.jit_step`` (state replicated and donated, batch sharded)."""
+  return sharding.jit_step(step_fn(cfg, hp, vgg_module, dtype), mesh, **jit_options)
 
 
 def create_sharded_state(cfg: dagan.Config, hp: HParams, rng: jax.Array, mesh, img_size: int, depth_variables,

@@ -90,7 +90,7 @@ def dagan_task(config) -> loop.Task:
   data_dir = _data_dir(config, "dagan")
   data = dagan_pipeline(data_dir, config.split, size, config.batch_size, config.seed)
   state = dg.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, size, depth_vars, vgg_vars)
-  step_fn = dg.jit_train_step(cfg, hp, mesh, vgg_module)
+  step_fn = dg.jit_train_step(cfg, hp, mesh, vgg_module, small_conv_pixels=config.get("small_conv_pixels"))
   nets = dagan.build(cfg)
   val = next(dagan_pipeline(data_dir, config.split, size, 4, config.seed + 1, augment_clip=False,
                             process_index=0, process_count=1))

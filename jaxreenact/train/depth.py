@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreenact.layers import conv
 from jaxreenact.losses import depth as losses
 from jaxreenact.models.dagan.depth import DepthNet
 from jaxreenact.models.dagan.pose import PoseNet
@@ -225,18 +224,9 @@ def train_step(state: State, batch: Mapping[str, jax.Array], *, cfg: Config, hp:
   return new_state, metrics
 
 
-def jit_train_step(cfg: Config, hp: HParams, mesh, state_sharding=None, compiler_options: dict | None = None):
-  """``train_step`` jitted over ``mesh``: state replicated and donated, batch sharded on ``data``.
-
-  ``compiler_options`` go to ``jax.jit`` (e.g. ``{'xla_backend_optimization_level': 0}`` halves the CPU compile time
-  of one-off smoke runs and tests, at several times the step time).
-  """
-  # XLA:CPU is slow on convolutions with tiny outputs; on CPU those become matmuls (layers/conv.py)
-  fn = conv.with_small_convs_as_matmul(
-      functools.partial(train_step, cfg=cfg, hp=hp, nets=build(cfg)))
-  rep = sharding.replicated(mesh)
-  return jax.jit(fn, in_shardings=(state_sharding or rep, sharding.data_sharded(mesh)),
-                 out_shardings=(state_sharding or rep, rep), donate_argnums=0, compiler_options=compiler_options)
+def jit_train_step(cfg: Config, hp: HParams, mesh, **jit_options):
+  """``train_step`` jitted over ``mesh`` by ``sharding.jit_step`` (state replicated and donated, batch sharded)."""
+  return sharding.jit_step(functools.partial(train_step, cfg=cfg, hp=hp, nets=build(cfg)), mesh, **jit_options)
 
 
 def create_sharded_state(cfg: Config, hp: HParams, rng: jax.Array, mesh, compiler_options: dict | None = None) -> State:

@@ -63,7 +63,8 @@ def depth_task(config) -> loop.Task:
     logging.warning("depth: encoders start from scratch (--weights_init scratch); the official run starts from "
                     "ImageNet ResNet-%d weights — pass --config.pretrained_resnet_path to use them",
                     cfg.num_layers)
-  step_fn = depth_train.jit_train_step(cfg, hp, mesh, compiler_options=xla_options)
+  step_fn = depth_train.jit_train_step(cfg, hp, mesh, compiler_options=xla_options,
+                                       small_conv_pixels=config.get("small_conv_pixels"))
 
   # Fixed, unaugmented triplets for the preview grid: t−1, t, t+1, disparity, t−1 and t+1 warped onto t.
   val = next(depth_pipeline(data_dir, config.split, cfg.img_size, 4, config.seed + 1, augment_frames=False,

@@ -49,7 +49,7 @@ def stargan_v2_task(config) -> loop.Task:
   data = stargan_v2_pipeline(data_dir, config.split, cfg.img_size, config.batch_size, config.seed,
                              crop_prob=config.crop_prob)
   state = sg_train.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, fan_variables=fan_vars)
-  step_fn = sg_train.jit_train_step(cfg, hp, mesh)
+  step_fn = sg_train.jit_train_step(cfg, hp, mesh, small_conv_pixels=config.get("small_conv_pixels"))
 
   # Fixed inputs for the periodic reference-guided grid: (sources × references) through the EMA networks.
   val = next(stargan_v2_pipeline(data_dir, config.split, cfg.img_size, 8, config.seed + 1, augment_images=False,

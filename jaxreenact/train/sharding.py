@@ -5,11 +5,13 @@ Parameters and optimiser states are replicated (``P()``); batches are split alon
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxreenact.layers import conv
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -43,3 +45,20 @@ def shard_batch(batch: dict[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
+
+
+def jit_step(step: Callable, mesh: Mesh, *, state_sharding: Any = None, donate: bool = True,
+             small_conv_pixels: int | None = None, compiler_options: dict | None = None) -> Callable:
+  """The one jit of a training step ``step(state, batch) -> (state, metrics)`` over ``mesh`` (every model uses it).
+
+  The state is replicated (or ``state_sharding``) and donated, the batch sharded on ``data``, the metrics replicated.
+  ``small_conv_pixels``: convolutions with at most that many output pixels are traced as matmuls
+  (``layers/conv.py``; default ``conv.default_small_conv_pixels()``: 16 on CPU, 0 elsewhere; 0 keeps every
+  convolution). ``donate=False`` only exists to measure what donation saves; ``compiler_options`` go to ``jax.jit``
+  (tests use ``{'xla_backend_optimization_level': 0}``: half the CPU compile time, several times the step time).
+  """
+  pixels = conv.default_small_conv_pixels() if small_conv_pixels is None else small_conv_pixels
+  rep = replicated(mesh)
+  return jax.jit(conv.traced_with_small_convs(step, pixels), in_shardings=(state_sharding or rep, data_sharded(mesh)),
+                 out_shardings=(state_sharding or rep, rep), donate_argnums=0 if donate else (),
+                 compiler_options=compiler_options)

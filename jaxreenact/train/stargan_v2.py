@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxreenact.layers import conv
 from jaxreenact.losses import stargan_v2 as losses
 from jaxreenact.models import stargan_v2
 from jaxreenact.train import ema as ema_lib
@@ -39,6 +38,15 @@ class HParams:
   lambda_ds: float = 1.0
   lambda_cyc: float = 1.0
   ds_iter: int = 100_000
+
+  @classmethod
+  def preset(cls, name: str) -> "HParams":
+    """The training settings of a named model preset (``stargan_v2.PRESETS``), defined here once: the official
+    per-dataset λ (main.py / README), the study's λ for its expression domains, a short λ_ds decay for tiny."""
+    if name not in stargan_v2.PRESETS:
+      raise ValueError(f"unknown StarGAN v2 preset {name!r}; choose one of {', '.join(stargan_v2.PRESETS)}")
+    return cls(**{"afhq": dict(lambda_ds=2.0), "expressions": dict(lambda_ds=3.0, lambda_sty=3.0, lambda_cyc=3.0),
+                  "tiny": dict(ds_iter=200)}.get(name, {}))
 
   @classmethod
   def from_config(cls, c) -> "HParams":
@@ -154,22 +162,16 @@ def train_step(state: State, batch: dict[str, jax.Array], *, cfg: stargan_v2.Con
   return new_state, metrics
 
 
-def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, state_sharding=None, dtype=None, donate: bool = True,
-                   compiler_options: dict | None = None):
-  """``train_step`` jitted over ``mesh``: state replicated and donated, batch sharded on ``data``.
+def step_fn(cfg: stargan_v2.Config, hp: HParams, dtype=None):
+  """``train_step`` bound to its config and networks: the pure function ``launch.train`` jits and the complexity
+  report lowers. ``dtype`` (e.g. ``jnp.bfloat16``) is the compute dtype; parameters and optimiser states stay
+  float32."""
+  return functools.partial(train_step, cfg=cfg, hp=hp, nets=stargan_v2.build(cfg, dtype=dtype))
 
-  ``dtype`` (e.g. ``jnp.bfloat16``) is the compute dtype; parameters and optimiser states stay float32.
-  ``donate=False`` only exists to measure what donation saves (launch.benchmark --nodonate); ``compiler_options``
-  go to ``jax.jit`` (tests use ``{'xla_backend_optimization_level': 0}``: half the compile time).
-  """
-  nets = stargan_v2.build(cfg, dtype=dtype)
-  # XLA:CPU is slow on convolutions with tiny outputs; on CPU those become matmuls (layers/conv.py)
-  fn = conv.with_small_convs_as_matmul(
-      functools.partial(train_step, cfg=cfg, hp=hp, nets=nets))
-  rep = sharding.replicated(mesh)
-  return jax.jit(fn, in_shardings=(state_sharding or rep, sharding.data_sharded(mesh)),
-                 out_shardings=(state_sharding or rep, rep), donate_argnums=0 if donate else (),
-                 compiler_options=compiler_options)
+
+def jit_train_step(cfg: stargan_v2.Config, hp: HParams, mesh, dtype=None, **jit_options):
+  """``step_fn`` jitted over ``mesh`` by ``sharding.jit_step`` (state replicated and donated, batch sharded)."""
+  return sharding.jit_step(step_fn(cfg, hp, dtype), mesh, **jit_options)
 
 
 def create_sharded_state(cfg: stargan_v2.Config, hp: HParams, rng: jax.Array, mesh, fan_variables=None,
