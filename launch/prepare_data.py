@@ -15,6 +15,12 @@ Commands:
   sample  [--data_dir OUT]            Build the embedded default data from media shipped in installed packages
                                       (default location: ~/.cache/jaxreenact/sample_data_v1).
 
+Inputs are never overwritten: crop/align refuse an --out inside --src (or a --src inside --out); inputs that would
+write the same output (a.jpg and a.png → a.png) get their extension in the name (a_jpg.png, a_png.png; then _2, _3, …
+if still taken), noted in the summary. images/videos refuse a --data_dir whose dataset was built from another --src
+(use a fresh --data_dir, or --overwrite to rebuild it). Symbolic links, in every command: a link to a file is read
+as that file; a link to a directory is not followed (skipped and reported); --src itself may be a link.
+
 Every command shows progress, prints a summary (examples per split and class, skipped files and why) and
 writes it as JSON (--summary, default <output>/prepare_<command>.json). Bad files are skipped and reported;
 an interrupted prepare leaves no dataset that looks complete.

