@@ -111,3 +111,26 @@ def test_evaluate_stargan_v2_reports(tmp_path):
     assert m[f"FID_{mode}/mean"] > 0 and m[f"LPIPS_{mode}/mean"] > 0
     assert len(list((out / "generated" / mode / "lfw2photo").glob("*.png"))) == 2 * 2
   assert (out / "latent_outputs.png").is_file() and "| FID | latent | mean |" in (out / "README.md").read_text()
+
+
+def test_sample_names_an_unusable_source_image(tmp_path):
+  """A zero-byte image in --src_dir: one line naming the file, a non-zero exit, nothing written."""
+  for d in ("dom_a", "dom_b"):
+    (tmp_path / "src" / d).mkdir(parents=True)
+    Image.fromarray(data.astronaut()[:64, :64]).save(tmp_path / "src" / d / "ok.png")
+  (tmp_path / "src" / "dom_b" / "zero.png").write_bytes(b"")
+  out = tmp_path / "samples"
+  res = _run("launch.sample", "--checkpoint", "random:tiny", "--src_dir", str(tmp_path / "src"), "--out_dir", str(out),
+             "--novideos")
+  errors = [line for line in res.stderr.splitlines() if not line.startswith("I")]  # absl INFO log lines aside
+  assert res.returncode != 0 and len(errors) == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
+  assert errors[0].startswith("launch.sample: error: --src_dir=") and str(tmp_path / "src" / "dom_b" / "zero.png") in errors[0]
+  assert "zero-byte" in errors[0] and not out.exists()
+
+
+def test_domain_folder_names_an_image_that_is_not_one(tmp_path):
+  from jaxreenact.inference import stargan_v2 as sgi
+  (tmp_path / "ref" / "dom").mkdir(parents=True)
+  (tmp_path / "ref" / "dom" / "notes.jpg").write_text("not a JPEG")
+  with pytest.raises(ValueError, match=r"--ref_dir=.*: cannot use image .*notes\.jpg: "):
+    sgi.load_domain_folder(tmp_path / "ref", 32, flag="--ref_dir")

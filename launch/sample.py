@@ -75,12 +75,15 @@ def main(argv):
   loaded = checkpoints.load_stargan_v2(FLAGS.checkpoint, wing_ckpt=FLAGS.wing_ckpt, step=FLAGS.step)
   cfg = loaded.config
   logging.info("loaded %s (%s, step %s): %s", loaded.source, loaded.kind, loaded.step, cfg)
-  if FLAGS.src_dir:
-    src = sgi.load_domain_folder(FLAGS.src_dir, cfg.img_size, cfg.num_domains, flag="--src_dir")
-  else:
-    src = sgi.load_sample_domains(cfg.img_size, "val", num_domains=cfg.num_domains)
-  ref = (sgi.load_domain_folder(FLAGS.ref_dir, cfg.img_size, cfg.num_domains, flag="--ref_dir")
-         if FLAGS.ref_dir else src)
+  try:  # a missing folder, wrong domain count or unreadable image: one line naming the flag and file
+    if FLAGS.src_dir:
+      src = sgi.load_domain_folder(FLAGS.src_dir, cfg.img_size, cfg.num_domains, flag="--src_dir")
+    else:
+      src = sgi.load_sample_domains(cfg.img_size, "val", num_domains=cfg.num_domains)
+    ref = (sgi.load_domain_folder(FLAGS.ref_dir, cfg.img_size, cfg.num_domains, flag="--ref_dir")
+           if FLAGS.ref_dir else src)
+  except (FileNotFoundError, ValueError) as e:
+    raise app.UsageError(str(e)) from None
   x_src, _ = _pick(src.images, src.labels, FLAGS.num_src, round_robin=True)
   x_ref, y_ref = _pick(ref.images, ref.labels, FLAGS.num_ref, round_robin=False)
   sampler = sgi.Sampler(cfg, loaded.variables, batch_size=FLAGS.batch_size)

@@ -36,7 +36,12 @@ class DomainImages:
 def load_domain_folder(root: str | os.PathLike, img_size: int, num_domains: int | None = None,
                        max_per_domain: int | None = None, flag: str = "--src_dir") -> DomainImages:
   """Reads ``ROOT/<domain>/<image>`` (official ImageFolder layout), resized to img_size (bilinear, as
-  torchvision Resize) and normalised to [-1, 1]. Validates the domain count against the checkpoint."""
+  torchvision Resize) and normalised to [-1, 1]. Validates the domain count against the checkpoint.
+
+  Raises:
+    FileNotFoundError: `root` is not a directory.
+    ValueError: wrong domain count, an empty domain, or an image that cannot be read (the message names it).
+  """
   root = Path(root)
   if not root.is_dir():
     raise FileNotFoundError(f"{flag}={root}: not a directory (expected ROOT/<domain>/<images>)")
@@ -55,7 +60,11 @@ def load_domain_folder(root: str | os.PathLike, img_size: int, num_domains: int 
     if not files:
       raise ValueError(f"{flag}={root}: domain folder {d!r} holds no .jpg/.png image")
     for f in files:
-      images.append(to_model_input(media.read_image_file(f), img_size))
+      try:
+        rgb = media.read_image_file(f)
+      except media.BadMedia as e:  # zero-byte, truncated, not an image, unreadable
+        raise ValueError(f"{flag}={root}: cannot use image {media.display_path(f)}: {e}") from None
+      images.append(to_model_input(rgb, img_size))
       labels.append(y)
       paths.append(os.fspath(f))
   return DomainImages(domains, np.stack(images), np.asarray(labels, np.int32), paths)
