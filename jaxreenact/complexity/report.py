@@ -7,11 +7,9 @@ not run are ``None`` (JSON ``null``).
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import math
 import os
-import platform
 import sys
 import time
 from typing import Any, Callable
@@ -19,6 +17,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from jaxreenact import machine
 from jaxreenact.complexity import analytic, latency, reconcile, specs, xla
 
 V100_FP32_PEAK = 15.7e12  # NVIDIA V100 SXM2 FP32 peak FLOPS (the study's GPU); tensor-core FP16 peak 125e12
@@ -68,34 +67,17 @@ class Progress:
 
 
 def environment() -> dict[str, Any]:
-  """Devices and versions (the report names the machine it ran on)."""
-  import flax
-  env = {
-      "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor(),
-      "cpu_cores_visible": latency.cpu_count(), "jax": jax.__version__, "flax": flax.__version__,
-      "numpy": np.__version__, "jax_backend": jax.default_backend(),
-      "jax_devices": [f"{d.platform}:{getattr(d, 'device_kind', '')}" for d in jax.devices()],
-      "jax_device_count": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
-      "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
-  }
-  try:
-    import jaxlib
-    env["jaxlib"] = jaxlib.__version__
-  except ImportError:  # pragma: no cover
-    pass
-  try:
+  """``machine.describe()`` plus the JAX devices, XLA flags and matmul precision (the report names its machine)."""
+  env = machine.describe(("jax", "jaxlib", "flax", "numpy", "torch", "deepspeed"))
+  env.setdefault("torch", None)
+  env.setdefault("deepspeed", None)
+  env.update({"jax_backend": jax.default_backend(),
+              "jax_devices": [f"{d.platform}:{getattr(d, 'device_kind', '')}" for d in jax.devices()],
+              "jax_device_count": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+              "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision)})
+  if env["torch"] is not None:
     import torch
-    env["torch"] = torch.__version__
-    env["torch_threads"] = torch.get_num_threads()
     env["cuda_available"] = torch.cuda.is_available()
-  except ImportError:
-    env["torch"] = None
-  try:
-    import deepspeed
-    env["deepspeed"] = deepspeed.__version__
-  except Exception:  # noqa: BLE001 - deepspeed import can fail in many ways; it is optional
-    env["deepspeed"] = None
   return env
 
 

@@ -22,22 +22,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreenact.models import count_params
+
 Sds = jax.ShapeDtypeStruct
 
 
 def sds(*shape, dtype=jnp.float32) -> Sds:
   return Sds(tuple(shape), dtype)
-
-
-def count_params(tree) -> int:
-  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
 @dataclasses.dataclass
