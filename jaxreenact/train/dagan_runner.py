@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from jaxreenact.models import init_jit
 from jaxreenact.train import loop, samples, sharding
 
 
@@ -40,7 +41,7 @@ def depth_variables(config, cfg, img_size: int):
   from jaxreenact.models import dagan
   nets = dagan.build(cfg)
   x = jnp.zeros((1, img_size, img_size, 3))
-  v = jax.jit(nets.depth.init)(jax.random.key(12345), x)
+  v = init_jit(nets.depth.init)(jax.random.key(12345), x)
   logging.warning("DaGAN: using an UNTRAINED depth network (allow_random_depth=True) — smoke runs only")
   return v, "untrained depth network (allow_random_depth=True)"
 
@@ -52,7 +53,7 @@ def load_trained_depth(workdir: str, cfg, img_size: int):
   from jaxreenact.inference.checkpoints import CheckpointError, restore_training_state
   from jaxreenact.models import dagan
   try:
-    _, state, _ = restore_training_state(workdir)
+    _, state, _ = restore_training_state(workdir, items=("params", "batch_stats"))
   except CheckpointError as e:
     raise FileNotFoundError(f"--config.depth_checkpoint={workdir}: {e}") from None
   try:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxreenact.losses import stargan_v2 as losses
-from jaxreenact.models import stargan_v2
+from jaxreenact.models import init_jit, stargan_v2
 from jaxreenact.train import ema as ema_lib
 from jaxreenact.train import optim, sharding
 
@@ -181,7 +181,7 @@ def create_sharded_state(cfg: stargan_v2.Config, hp: HParams, rng: jax.Array, me
     raise ValueError("w_hpf > 0 needs the FAN weights (wing.ckpt) for the high-pass masks: set the config field "
                      "wing_path (the official file) — there is no offline default")
   rep = sharding.replicated(mesh)
-  state = jax.jit(functools.partial(init_state, cfg, hp, ema_init=ema_init), out_shardings=rep)(rng)
+  state = init_jit(functools.partial(init_state, cfg, hp, ema_init=ema_init), out_shardings=rep)(rng)
   if fan_variables is not None:
     state = state.replace(fan=jax.device_put(fan_variables, rep, may_alias=False))  # donated with the state: copy
   return state

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxreenact.models import init_jit
 from jaxreenact.models.dagan.config import (PRESETS, Config, DenseMotionParams, DiscriminatorParams, GeneratorParams,
                                             KPDetectorParams)
 from jaxreenact.models.dagan.depth import DepthNet
@@ -104,13 +105,17 @@ def _placeholder(s: jax.ShapeDtypeStruct) -> jax.Array:
   return jnp.full(s.shape, 0.5, s.dtype)
 
 
-def init_variables(nets: DaGAN, cfg: Config, rng: jax.Array, size: int | None = None) -> dict[str, Any]:
-  """Freshly initialised variables of all four networks ({'depth', 'kp_detector', 'generator', 'discriminator'})."""
+def init_variables(nets: DaGAN, cfg: Config, rng: jax.Array, size: int | None = None,
+                   names: tuple[str, ...] = ("depth", "kp_detector", "generator", "discriminator")) -> dict[str, Any]:
+  """Freshly initialised variables of the networks in ``names`` (default all four); each network draws from its
+  own ``fold_in(rng, i)``, so a subset gets the same values as the full set."""
   inputs = example_inputs(cfg, size)
   out = {}
   for i, name in enumerate(("depth", "kp_detector", "generator", "discriminator")):
+    if name not in names:
+      continue
     concrete = jax.tree_util.tree_map(_placeholder, inputs[name])
-    out[name] = jax.jit(getattr(nets, name).init)(jax.random.fold_in(rng, i), *concrete)  # jit: one compile
+    out[name] = init_jit(getattr(nets, name).init)(jax.random.fold_in(rng, i), *concrete)  # jit: one compile
   return out
 
 

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxreenact.models import count_params  # noqa: F401 - part of this package's API
+from jaxreenact.models import count_params, init_jit  # noqa: F401 - count_params is part of this package's API
 from jaxreenact.models.stargan_v2.networks import (AdainResBlk, Discriminator, Generator, MappingNetwork, ResBlk,
                                                    StyleEncoder, generator_layout)
 
@@ -126,7 +126,7 @@ def init_variables(nets: Nets, cfg: Config, rng: jax.Array) -> dict[str, Any]:
   inputs = dummy_inputs(cfg)
   mods = nets.modules()
   keys = jax.random.split(rng, len(mods))
-  return {name: jax.jit(mods[name].init)(k, *inputs[name]) for k, name in zip(keys, mods)}
+  return {name: init_jit(mods[name].init)(k, *inputs[name]) for k, name in zip(keys, mods)}
 
 
 def variable_shapes(nets: Nets, cfg: Config) -> dict[str, Any]:
