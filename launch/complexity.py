@@ -64,7 +64,7 @@ def _ints(values) -> tuple[int, ...]:
 
 
 def options():
-  from jaxreenact.complexity import report
+  from jaxreenact.complexity import report  # imports jax: only after main has set XLA_FLAGS
   tiny = FLAGS.tiny
   return report.Options(
       batch=FLAGS.batch, train_batch=FLAGS.train_batch or (2 if tiny else None),
@@ -90,38 +90,19 @@ def main(argv):
     raise app.UsageError("--out DIR is required")
   start = time.perf_counter()
   if FLAGS.devices > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # Must happen before jax initialises its backends (jax is first imported below).
+    # Must happen before jax initialises its backends (jax is first imported below, with the library).
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={FLAGS.devices}").strip()
-  from jaxreenact.complexity import report, specs
+  from jaxreenact.complexity import report
 
   opts = options()
   models = ["stargan_v2", "dagan"] if FLAGS.model == "all" else [FLAGS.model]
-  configs = {"stargan_v2": "tiny" if FLAGS.tiny else FLAGS.stargan_config,
-             "dagan": "tiny" if FLAGS.tiny else FLAGS.dagan_config}
+  configs = {m: "tiny" if FLAGS.tiny else {"stargan_v2": FLAGS.stargan_config, "dagan": FLAGS.dagan_config}[m]
+             for m in models}
   if FLAGS.dry_run:
-    print(json.dumps({"models": {m: configs[m] for m in models}, "out": FLAGS.out,
-                      "options": dataclasses.asdict(opts)}, indent=1))
+    print(json.dumps({"models": configs, "out": FLAGS.out, "options": dataclasses.asdict(opts)}, indent=1))
     return 0
-  log = report.Progress(enabled=not FLAGS.quiet)
-  log(f"complexity report: {', '.join(f'{m} ({configs[m]})' for m in models)} -> {FLAGS.out}")
-  model_specs = []
-  for m in models:
-    if m == "stargan_v2":
-      model_specs.append(specs.stargan_v2_spec(configs[m], with_torch=opts.torch or opts.deepspeed))
-    else:
-      model_specs.append(specs.dagan_spec(configs[m], with_torch=opts.torch or opts.deepspeed))
-  rep = report.build_report(model_specs, opts, log)
-  paths = report.write_report(rep, FLAGS.out, charts=FLAGS.charts)
-  elapsed = time.perf_counter() - start
-  rep["seconds_total"] = round(elapsed, 1)
-  for p in paths:
-    log(f"wrote {p}")
-  for name, model in rep["models"].items():
-    for row in (model.get("table10") or {}).get("rows", [])[:1]:
-      log(f"{name}: Table 10 '{row['measure']}': study {row['study']:.6g}, correct {row['correct']:.6g} "
-          f"(study/correct {row['ratio']:,.0f}×)")
-  print(f"complexity report finished in {elapsed:.1f} s ({elapsed / 60:.1f} min)", flush=True)
+  report.run(configs, FLAGS.out, opts, charts=FLAGS.charts, quiet=FLAGS.quiet, started=start)
   return 0
 
 

@@ -667,6 +667,39 @@ def write_report(report: dict[str, Any], out_dir: str, charts: bool = True) -> l
   return paths
 
 
+def run(configs: dict[str, str], out_dir: str, opts: Options, *, charts: bool = True, quiet: bool = False,
+        started: float | None = None) -> dict[str, Any]:
+  """The ``launch.complexity`` report: builds it for ``configs`` (model -> preset name), writes it to ``out_dir``,
+  prints progress, the first Table 10 row per model and the total time; returns the report.
+
+  Args:
+    configs: ``{'stargan_v2': preset, 'dagan': preset}``, either or both.
+    out_dir: where complexity.json, complexity.md and (with ``charts``) the PNG charts go.
+    opts: what to measure.
+    quiet: no progress lines (the final "finished" line is still printed).
+    started: ``time.perf_counter()`` when the command started (default: now), for the total time.
+  """
+  start = time.perf_counter() if started is None else started
+  builders = {"stargan_v2": specs.stargan_v2_spec, "dagan": specs.dagan_spec}
+  unknown = sorted(set(configs) - set(builders))
+  if unknown:
+    raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(builders)}")
+  log = Progress(enabled=not quiet)
+  log(f"complexity report: {', '.join(f'{m} ({c})' for m, c in configs.items())} -> {out_dir}")
+  model_specs = [builders[m](c, with_torch=opts.torch or opts.deepspeed) for m, c in configs.items()]
+  rep = build_report(model_specs, opts, log)
+  paths = write_report(rep, out_dir, charts=charts)
+  elapsed = time.perf_counter() - start
+  rep["seconds_total"] = round(elapsed, 1)
+  for p in paths:
+    log(f"wrote {p}")
+  for name, model in rep["models"].items():
+    for row in (model.get("table10") or {}).get("rows", [])[:1]:
+      log(f"{name}: Table 10 '{row['measure']}': study {row['study']:.6g}, correct {row['correct']:.6g} "
+          f"(study/correct {row['ratio']:,.0f}×)")
+  print(f"complexity report finished in {elapsed:.1f} s ({elapsed / 60:.1f} min)", flush=True)
+  return rep
+
 def _json_default(o):
   if isinstance(o, (np.integer,)):
     return int(o)
