@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from jaxreenact.checkpoint import dagan_convert
+from jaxreenact.losses import dagan as losses
 from jaxreenact.models import dagan
-from jaxreenact.models.dagan import losses, utils
+from jaxreenact.models.dagan import utils
 from jaxreenact.testing import nchw_to_nhwc
 from parity_tests.dagan_common import B, S, close, nhwc, random_kp, state_dicts, tiny_config, torch_networks
 

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxreenact.losses import at_least_f32
+from jaxreenact.losses import dagan as dl
 from jaxreenact.models import dagan, init_jit
-from jaxreenact.models.dagan import losses as dl
 from jaxreenact.models.dagan.utils import Transform, image_pyramid
 from jaxreenact.train import optim, sharding
 

@@ -3,7 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreenact.models.dagan import losses, utils
+from jaxreenact.losses import dagan as losses
+from jaxreenact.models.dagan import utils
 
 
 def test_lsgan_terms():
