@@ -2,10 +2,18 @@
 
 Saves are atomic (Orbax writes to a temporary directory and renames it when complete), so a process killed during
 a save leaves the previous checkpoint intact; interval and keep-N policies come from the manager options.
+
+Fault-injection hook (tests only): with ``JAXREENACT_KILL_AT_SAVE=STEP:PHASE`` in the environment the process sends
+itself SIGKILL during the save of step STEP, at PHASE — ``start`` (nothing written yet), ``mid-write`` (Orbax has
+created the temporary step directory and started writing the state; the data item and the commit are still to
+come), ``written`` (every file written, the temporary directory not yet renamed to the step) or ``committed`` (the
+step is committed, the loop has not gone on). Without the variable nothing of this is installed.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 from typing import Any, Callable, Sequence
 
 from absl import logging
@@ -27,6 +35,46 @@ def _keys_to_data(tree):
 
 def _data_to_keys(tree, like):
   return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, tree, like)
+
+
+KILL_AT_SAVE = "JAXREENACT_KILL_AT_SAVE"
+KILL_PHASES = ("start", "mid-write", "written", "committed")
+
+
+def _kill_point(step: int, phase: str) -> None:
+  """SIGKILL this process when ``$JAXREENACT_KILL_AT_SAVE`` is ``f"{step}:{phase}"`` (see the module docstring)."""
+  if os.environ.get(KILL_AT_SAVE) == f"{int(step)}:{phase}":
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _step_of_item_dir(directory) -> int:
+  """``…/<step>.orbax-checkpoint-tmp-<n>/data`` → step."""
+  return int(os.path.basename(os.path.dirname(os.fspath(directory))).split(".")[0])
+
+
+class _KillHookJsonHandler(ocp.JsonCheckpointHandler):
+  """The data item's handler with the ``mid-write`` and ``written`` kill points (installed only for the hook)."""
+
+  async def async_save(self, directory, *args, **kwargs):
+    futures = await super().async_save(directory, *args, **kwargs)
+    _kill_point(_step_of_item_dir(directory), "mid-write")  # the state item's save was issued before this one
+    return futures
+
+  def finalize(self, directory):
+    super().finalize(directory)
+    _kill_point(_step_of_item_dir(directory), "written")  # all items written and awaited; the rename comes next
+
+
+@ocp.args.register_with_handler(_KillHookJsonHandler, for_save=True)
+@dataclasses.dataclass
+class _KillHookJsonSave(ocp.args.JsonSave):
+  """``JsonSave`` routed to the kill-hook handler."""
+
+
+@ocp.args.register_with_handler(_KillHookJsonHandler, for_restore=True)
+@dataclasses.dataclass
+class _KillHookJsonRestore(ocp.args.JsonRestore):
+  """``JsonRestore`` routed to the kill-hook handler."""
 
 
 class NoGoodCheckpoint(RuntimeError):
@@ -73,7 +121,14 @@ class CheckpointManager:
     options = ocp.CheckpointManagerOptions(save_interval_steps=max(1, int(save_every)), max_to_keep=keep,
                                            create=True, enable_async_checkpointing=False,
                                            cleanup_tmp_directories=True)
-    self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+    hooked = bool(os.environ.get(KILL_AT_SAVE))
+    self._json_save, self._json_restore = ((_KillHookJsonSave, _KillHookJsonRestore) if hooked else
+                                           (ocp.args.JsonSave, ocp.args.JsonRestore))
+    if hooked:
+      handlers = {"state": ocp.StandardCheckpointHandler(), "data": _KillHookJsonHandler()}
+      self._mngr = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+    else:
+      self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
 
   def should_save(self, step: int) -> bool:
     return self._mngr.should_save(int(step))
@@ -87,8 +142,11 @@ class CheckpointManager:
 
   def save(self, step: int, state: Any, data_state: dict | None = None, force: bool = False) -> bool:
     args = ocp.args.Composite(state=ocp.args.StandardSave(_keys_to_data(state)),
-                              data=ocp.args.JsonSave(jsonable(data_state or {})))
-    return self._mngr.save(int(step), args=args, force=force)
+                              data=self._json_save(jsonable(data_state or {})))
+    _kill_point(step, "start")
+    saved = self._mngr.save(int(step), args=args, force=force)
+    _kill_point(step, "committed")
+    return saved
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any, dict] | None:
     """Returns (step, state, data_state) or None when the directory holds no checkpoint.
@@ -102,7 +160,7 @@ class CheckpointManager:
 
     def one(s):
       return self._mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                           data=ocp.args.JsonRestore()))
+                                                           data=self._json_restore()))
 
     step, restored, self.damaged = restore_latest_good(steps, one, self.directory)
     if self.damaged and jax.process_index() == 0:

@@ -1,7 +1,9 @@
-"""launch.train under SIGINT / SIGTERM, and a resume that asks for a different model: nothing of the run is lost.
+"""launch.train under SIGINT / SIGTERM / SIGKILL, and a resume that asks for a different model: nothing is lost.
 
 One run is interrupted twice (SIGINT, then SIGTERM after it resumed), refused a resume with a changed model field
-in between, and finally resumed to the end; its parameters must equal those of a run that was never interrupted.
+in between, and finally resumed to the end; another is SIGKILLed at every phase of a checkpoint save (before,
+mid-write, written but not committed, committed), resumed each time. Both must end bit-identical (parameters,
+optimiser states, EMA, step) to one run that was never interrupted, shared by the tests, with each step logged once.
 """
 import hashlib
 import json
@@ -15,9 +17,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _final_params, _train_cmd
+from jaxreenact.train import checkpointing
+from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _train_cmd
 
-TOTAL = 8
+TOTAL = 8  # checkpoints at steps 5 and 8 (_train_cmd saves every 5 steps)
 
 
 def _cmd(workdir):
@@ -71,12 +74,39 @@ def _snapshot(workdir):
   return {os.fspath(p.relative_to(workdir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-@pytest.mark.slow
-def test_interrupts_and_refused_resume_keep_the_run_bit_identical(tmp_path):
-  env = _env(tmp_path / "xla_cache")  # shared by the runs: only the first compiles
-  straight, run = tmp_path / "straight", tmp_path / "run"
-  r = subprocess.run(_cmd(straight), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+def _final_state(workdir):
+  """Everything saved at the last step: params, optimiser states, EMA, step, rng."""
+  import orbax.checkpoint as ocp
+  with ocp.StandardCheckpointer() as c:
+    return c.restore(os.path.join(workdir, "checkpoints", str(TOTAL), "state"))
+
+
+def _assert_same_final_state(a, b):
+  flat_a, flat_b = jax.tree_util.tree_leaves_with_path(_final_state(a)), jax.tree_util.tree_leaves_with_path(
+      _final_state(b))
+  assert [k for k, _ in flat_a] == [k for k, _ in flat_b] and len(flat_a) > 0
+  assert any("opt_state" in jax.tree_util.keystr(k) for k, _ in flat_a)  # the optimiser states are compared too
+  for (k, x), (_, y) in zip(flat_a, flat_b):
+    np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(k))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  return _env(tmp_path_factory.mktemp("xla") / "cache")  # shared by every run: only the first compiles
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, env):
+  """The reference: the same run, never interrupted."""
+  wd = tmp_path_factory.mktemp("straight") / "wd"
+  r = subprocess.run(_cmd(wd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
+  return wd
+
+
+@pytest.mark.slow
+def test_interrupts_and_refused_resume_keep_the_run_bit_identical(tmp_path, env, straight):
+  run = tmp_path / "run"
 
   rc, err = _interrupt(run, env, signal.SIGINT, after_step=0)
   first = _check_stopped_cleanly(run, rc, err, signal.SIGINT, 130)
@@ -101,8 +131,32 @@ def test_interrupts_and_refused_resume_keep_the_run_bit_identical(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   assert json.loads((run / "summary.json").read_text())["start_step"] == second
   assert _logged_steps(run) == list(range(1, TOTAL + 1))  # each step once across the three processes
-  a, b = _final_params(straight, TOTAL), _final_params(run, TOTAL)
-  flat_a, flat_b = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert len(flat_a) == len(flat_b) > 0
-  for x, y in zip(flat_a, flat_b):
-    np.testing.assert_array_equal(x, y)
+  _assert_same_final_state(straight, run)
+
+
+def _orbax_tmp_dirs(run):
+  d = run / "checkpoints"
+  return [p.name for p in d.iterdir() if "orbax-checkpoint-tmp" in p.name] if d.is_dir() else []
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_phase_of_a_save_then_resume_is_bit_identical(tmp_path, env, straight):
+  """One run directory, SIGKILLed (the process kills itself at a hook in the save, so the point is exact) at each
+  phase of step 5's save and in the middle of the final save, resumed after each kill, then run to the end."""
+  run = tmp_path / "run"
+  for step, phase in [(5, "start"), (5, "mid-write"), (5, "written"), (5, "committed"), (TOTAL, "mid-write")]:
+    r = subprocess.run(_cmd(run), cwd=ROOT, env=dict(env, **{checkpointing.KILL_AT_SAVE: f"{step}:{phase}"}),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == -signal.SIGKILL, (step, phase, r.stderr[-3000:])
+    committed = checkpointing.saved_steps(run / "checkpoints")
+    assert (step in committed) == (phase == "committed"), (step, phase, committed)
+    if phase in ("mid-write", "written"):  # killed inside Orbax's save: a temporary step directory is left...
+      assert _orbax_tmp_dirs(run), (step, phase, os.listdir(run / "checkpoints"))
+    assert _logged_steps(run)[-1] == step  # the metrics row of the step is written before its save
+  r = subprocess.run(_cmd(run), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert not _orbax_tmp_dirs(run)  # ...and removed by the next start
+  assert json.loads((run / "summary.json").read_text())["start_step"] == 5
+  assert checkpointing.saved_steps(run / "checkpoints") == [1, 5, TOTAL]  # Orbax also saves the first step
+  assert _logged_steps(run) == list(range(1, TOTAL + 1))  # each step once, across six processes
+  _assert_same_final_state(straight, run)
