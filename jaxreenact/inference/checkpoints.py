@@ -1,9 +1,10 @@
 """``--checkpoint`` for every inference command: a training workdir, a ``launch.convert`` Orbax directory, or an
 official PyTorch file (converted on the fly).
 
-- Training workdir (``WORKDIR/config.json`` + ``WORKDIR/checkpoints/<step>/state``): the latest (or ``step``)
-  checkpoint; StarGAN v2 uses the EMA networks (as the official sampler/evaluator does) and the frozen FAN;
-  DaGAN uses ``params`` (kp_detector, generator) and the frozen ``depth`` network.
+- Training workdir (``WORKDIR/config.json`` + ``WORKDIR/checkpoints/<step>/state``): the newest step that restores
+  (or ``step``), reading only the entries inference uses (Orbax partial restore; no optimiser state): StarGAN v2
+  the EMA networks (as the official sampler/evaluator does) and the frozen FAN; DaGAN ``params`` (kp_detector,
+  generator) and the frozen ``depth`` network.
 - Orbax directory written by ``launch.convert`` (``variables/`` + ``jaxreenact_metadata.json``); ``shipped:<name>``
   is such a directory inside the package (``jaxreenact.shipped``).
 - PyTorch: StarGAN v2 ``*_nets_ema.ckpt`` (config read off the weights), DaGAN ``*.pth.tar`` plus the depth
@@ -15,12 +16,15 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
 
 STARGAN_MODULES = ("generator", "mapping_network", "style_encoder")
+# What inference reads of a training checkpoint (never the optimiser states, the step counter or the rng).
+STARGAN_ITEMS = ("ema", "fan")  # the EMA networks (as the official sampler) and the frozen FAN
+DAGAN_ITEMS = ("params", "depth")  # kp_detector, generator (discriminator unused) and the frozen depth network
 
 
 class CheckpointError(ValueError):
@@ -74,9 +78,29 @@ def _latest_step(ckpt_dir: Path) -> int:
   return steps[-1]
 
 
-def restore_training_state(workdir: str | os.PathLike, step: int | None = None) -> tuple[int, dict, dict]:
-  """(step, state as a nested dict of numpy arrays, config.json as a dict) of a training workdir."""
+def _restore_state_dir(path: str, items: Sequence[str] | None) -> dict:
+  """The saved state at ``path`` as numpy; only its top-level ``items`` when given (Orbax partial restore: the
+  other entries, e.g. the optimiser states, are never read)."""
   import orbax.checkpoint as ocp
+  if items is None:
+    with ocp.StandardCheckpointer() as ckptr:
+      return ckptr.restore(path)
+  with ocp.PyTreeCheckpointer() as ckptr:
+    tree = ckptr.metadata(path).item_metadata
+    wanted = {k: tree[k] for k in items if k in tree and tree[k] is not None}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    out = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
+                                                           partial_restore=True))
+  return dict(out)
+
+
+def restore_training_state(workdir: str | os.PathLike, step: int | None = None,
+                           items: Sequence[str] | None = None) -> tuple[int, dict, dict]:
+  """(step, state as a nested dict of numpy arrays, config.json as a dict) of a training workdir.
+
+  ``items``: the top-level state entries to read (e.g. ``("ema", "fan")``); the rest, the optimiser states above
+  all, is not read. None reads everything. The newest step that restores is used (damaged ones are named).
+  """
 
   from jaxreenact.train import checkpointing
   workdir = Path(workdir)
@@ -90,8 +114,7 @@ def restore_training_state(workdir: str | os.PathLike, step: int | None = None) 
       raise CheckpointError(f"{workdir}: no checkpoint for step {step} ({ckpt_dir / str(step) / 'state'})")
 
   def one(s):
-    with ocp.StandardCheckpointer() as ckptr:
-      return ckptr.restore(os.fspath((ckpt_dir / str(s) / "state").absolute()))
+    return _restore_state_dir(os.fspath((ckpt_dir / str(s) / "state").absolute()), items)
 
   try:
     step, state, _ = checkpointing.restore_latest_good(steps, one, os.fspath(workdir))
@@ -118,9 +141,10 @@ def _existing(path: str | os.PathLike) -> tuple[Path, str]:
   return p, _kind(p)
 
 
-def _restore_run(p: Path, step: int | None, model_name: str, label: str) -> tuple[int, dict, dict]:
-  """``restore_training_state`` of a run directory that must have trained ``model_name``."""
-  step, state, cfg_json = restore_training_state(p, step)
+def _restore_run(p: Path, step: int | None, model_name: str, label: str,
+                 items: Sequence[str]) -> tuple[int, dict, dict]:
+  """``restore_training_state`` (only ``items``) of a run directory that must have trained ``model_name``."""
+  step, state, cfg_json = restore_training_state(p, step, items)
   if cfg_json.get("model_name", model_name) != model_name:
     raise CheckpointError(f"{p}: a {cfg_json.get('model_name')} run, not {label}")
   return step, state, cfg_json
@@ -165,7 +189,7 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
     return Loaded("stargan_v2", cfg, variables, os.fspath(path), "random", None)
   p, kind = _existing(path)
   if kind == "workdir":
-    step, state, cfg_json = _restore_run(p, step, "stargan_v2", "StarGAN v2")
+    step, state, cfg_json = _restore_run(p, step, "stargan_v2", "StarGAN v2", STARGAN_ITEMS)
     if "ema" not in state:
       raise CheckpointError(f"{p}: checkpoint state has no 'ema' entry (found {sorted(state)})")
     variables = {m: state["ema"][m] for m in STARGAN_MODULES}
@@ -294,7 +318,7 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
     return Loaded("dagan", cfg, random_dagan_variables(cfg), os.fspath(path), "random", None)
   p, kind = _existing(path)
   if kind == "workdir":
-    step, state, cfg_json = _restore_run(p, step, "dagan", "DaGAN")
+    step, state, cfg_json = _restore_run(p, step, "dagan", "DaGAN", DAGAN_ITEMS)
     params = state.get("params", {})
     variables = {k: params[k] for k in ("kp_detector", "generator") if k in params}
     if state.get("depth") is not None:

@@ -66,3 +66,31 @@ def test_resume_continues_from_the_newest_good_step(run2, tmp_path):
   assert {p.name for p in ckpts.iterdir() if p.name.isdigit()} >= {"2", "3"}  # step 2 trained and saved again
   steps = [json.loads(line)["step"] for line in (wd / "metrics.jsonl").read_text().splitlines()]
   assert steps == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_inference_reads_only_the_networks_it_uses(run2, monkeypatch):
+  """A training checkpoint holds params, optimiser states, EMA, step and rng; inference reads the EMA networks
+  (and FAN) only, through an Orbax partial restore, with the same values a full restore gives."""
+  import numpy as np
+  import jax
+  from jaxreenact.inference import checkpoints
+  step, full, _ = checkpoints.restore_training_state(run2)
+  assert {"params", "opt_state", "ema"} <= set(full)
+  step_p, part, _ = checkpoints.restore_training_state(run2, items=checkpoints.STARGAN_ITEMS)
+  assert step_p == step == 2
+  assert set(part) == {"ema"} | ({"fan"} if full.get("fan") is not None else set())  # no opt_state, no params
+  flat_part, flat_full = jax.tree_util.tree_leaves_with_path(part["ema"]), jax.tree_util.tree_leaves_with_path(
+      full["ema"])
+  assert [k for k, _ in flat_part] == [k for k, _ in flat_full] and flat_part
+  for (_, a), (_, b) in zip(flat_part, flat_full):
+    assert isinstance(a, np.ndarray)
+    np.testing.assert_array_equal(a, b)
+  asked = []
+  real = checkpoints.restore_training_state
+  monkeypatch.setattr(checkpoints, "restore_training_state",
+                      lambda *a, **k: asked.append(a[2] if len(a) > 2 else k.get("items")) or real(*a, **k))
+  loaded = checkpoints.load_stargan_v2(run2)
+  assert asked == [checkpoints.STARGAN_ITEMS] and loaded.step == 2
+  np.testing.assert_array_equal(jax.tree.leaves(loaded.variables["generator"])[0],
+                                jax.tree.leaves(full["ema"]["generator"])[0])

@@ -4,17 +4,20 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jaxreenact.models import init_jit
-from jaxreenact.train import loop, samples, sharding
+from jaxreenact.checkpoint.depth_convert import load_depth_files
+from jaxreenact.data import dagan_pipeline
+from jaxreenact.models import dagan, init_jit, vgg
+from jaxreenact.train import dagan as dg
+from jaxreenact.train import data_source, loop, samples, sharding
 
 
-def model_config(config):
-  from jaxreenact.models import dagan
+def model_config(config) -> dagan.Config:
   m = config.model
   try:
     cfg = dagan.Config.preset(m.preset)
@@ -29,7 +32,6 @@ def depth_variables(config, cfg, img_size: int):
   if config.depth_encoder or config.depth_decoder:
     if not (config.depth_encoder and config.depth_decoder):
       raise ValueError("give both --config.depth_encoder (encoder.pth) and --config.depth_decoder (depth.pth)")
-    from jaxreenact.checkpoint.depth_convert import load_depth_files
     variables, _ = load_depth_files(config.depth_encoder, config.depth_decoder)
     return variables, f"official depth files {config.depth_encoder}, {config.depth_decoder}"
   if config.depth_checkpoint:
@@ -38,7 +40,6 @@ def depth_variables(config, cfg, img_size: int):
     raise ValueError("DaGAN needs a trained depth network: pass --config.depth_encoder/--config.depth_decoder "
                      "(official encoder.pth/depth.pth) or --config.depth_checkpoint (a `launch.train --config "
                      "configs/depth.py` workdir); --config.allow_random_depth=True trains against an untrained one")
-  from jaxreenact.models import dagan
   nets = dagan.build(cfg)
   x = jnp.zeros((1, img_size, img_size, 3))
   v = init_jit(nets.depth.init)(jax.random.key(12345), x)
@@ -49,9 +50,7 @@ def depth_variables(config, cfg, img_size: int):
 def load_trained_depth(workdir: str, cfg, img_size: int):
   """Depth-network variables from the latest checkpoint of a ``configs/depth.py`` training run, validated
   against the DaGAN config's depth network (layers and widths must agree)."""
-  import flax
   from jaxreenact.inference.checkpoints import CheckpointError, restore_training_state
-  from jaxreenact.models import dagan
   try:
     _, state, _ = restore_training_state(workdir, items=("params", "batch_stats"))
   except CheckpointError as e:
@@ -71,10 +70,6 @@ def load_trained_depth(workdir: str, cfg, img_size: int):
 
 
 def dagan_task(config) -> loop.Task:
-  from jaxreenact.data import dagan_pipeline
-  from jaxreenact.models import dagan, vgg
-  from jaxreenact.train import dagan as dg
-  from jaxreenact.train.runners import _data_dir
 
   cfg = model_config(config)
   hp = dg.HParams.from_config(config.hparams)
@@ -88,7 +83,7 @@ def dagan_task(config) -> loop.Task:
   if sum(hp.perceptual):
     vgg_module, vgg_vars, vgg_desc = vgg.perceptual_trunk(config.vgg19_path)
   logging.info("DaGAN perceptual trunk: %s; depth: %s", vgg_desc, depth_desc)
-  data_dir = _data_dir(config, "dagan")
+  data_dir = data_source.data_dir(config, "dagan")
   data = dagan_pipeline(data_dir, config.split, size, config.batch_size, config.seed)
   state = dg.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, size, depth_vars, vgg_vars)
   step_fn = dg.jit_train_step(cfg, hp, mesh, vgg_module, small_conv_pixels=config.get("small_conv_pixels"))
