@@ -18,13 +18,13 @@ def _launch_config(model, name):
 @pytest.mark.parametrize("name", stargan_v2.PRESETS)
 def test_stargan_v2_presets_agree(name):
   from jaxreenact.complexity import specs
-  from jaxreenact.inference import checkpoints
-  from jaxreenact.train import runners
+  from jaxreenact.inference import loading
+  from jaxreenact.train import stargan_v2_runner
   want = stargan_v2.Config.preset(name)
-  assert runners.stargan_v2_model_config(_launch_config("stargan_v2", name)) == want
+  assert stargan_v2_runner.model_config(_launch_config("stargan_v2", name)) == want
   assert specs.stargan_v2_config(name) == want
   if want.w_hpf == 0:  # random w_hpf > 0 models also need the FAN weights file
-    assert checkpoints.load_stargan_v2(f"random:{name}").config == want
+    assert loading.load_stargan_v2(f"random:{name}").config == want
 
 
 @pytest.mark.parametrize("name", dagan.PRESETS)
@@ -35,8 +35,8 @@ def test_dagan_presets_agree(name):
   assert dagan_runner.model_config(_launch_config("dagan", name)) == want
   assert specs.dagan_config(name)[0] == want
   if name == "tiny":  # drawing random vox256 weights is slow; the name resolution is the same code path
-    from jaxreenact.inference import checkpoints
-    assert checkpoints.load_dagan("random:tiny").config == want
+    from jaxreenact.inference import loading
+    assert loading.load_dagan("random:tiny").config == want
 
 
 @pytest.mark.parametrize("name", dagan.PRESETS)

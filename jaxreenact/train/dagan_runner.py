@@ -50,7 +50,7 @@ def depth_variables(config, cfg, img_size: int):
 def load_trained_depth(workdir: str, cfg, img_size: int):
   """Depth-network variables from the latest checkpoint of a ``configs/depth.py`` training run, validated
   against the DaGAN config's depth network (layers and widths must agree)."""
-  from jaxreenact.inference.checkpoints import CheckpointError, restore_training_state
+  from jaxreenact.checkpoint.runs import CheckpointError, restore_training_state
   try:
     _, state, _ = restore_training_state(workdir, items=("params", "batch_stats"))
   except CheckpointError as e:

@@ -8,8 +8,10 @@ import jax
 import numpy as np
 from absl import logging
 
+from jaxreenact.checkpoint import torch_io
+from jaxreenact.data import depth_pipeline
+from jaxreenact.train import data_source, loop, samples, sharding
 from jaxreenact.train import depth as depth_train
-from jaxreenact.train import loop, samples, sharding
 
 
 def _colormap(disp: np.ndarray) -> np.ndarray:
@@ -36,24 +38,17 @@ def depth_task(config) -> loop.Task:
   An optional ``config.xla_compiler_options`` dict is passed to ``jax.jit`` for the state and step (tests use
   ``{'xla_backend_optimization_level': 0}`` to halve CPU compile time).
   """
-  from jaxreenact.data import depth_pipeline
-
   cfg = depth_train.Config.from_config(config.model)
   hp = hparams_from_config(config)
   mesh = sharding.make_mesh(config.num_devices)
   sharding.check_batch_divisible(config.batch_size, mesh)
-  data_dir = config.data_dir
-  if not data_dir:
-    from jaxreenact.data import sample_data_dir
-    data_dir = sample_data_dir().depth
-    logging.info("no data_dir given: training on the embedded sample data at %s", data_dir)
+  data_dir = data_source.data_dir(config, "depth")
   data = depth_pipeline(data_dir, config.split, cfg.img_size, config.batch_size, config.seed,
                         stride=config.frame_stride)
   xla_options = config.get("xla_compiler_options", None)
   xla_options = dict(xla_options) if xla_options else None
   state = depth_train.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, compiler_options=xla_options)
   if config.pretrained_resnet_path:
-    from jaxreenact.checkpoint import torch_io
     sd = torch_io.load(config.pretrained_resnet_path, "a torchvision ResNet state_dict")
     state = sharding.replicate(depth_train.load_torchvision_resnet(jax.device_get(state), sd, hp,
                                                                    source=config.pretrained_resnet_path), mesh)
