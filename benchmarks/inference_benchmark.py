@@ -127,8 +127,8 @@ def bench_dagan(config: str, size: int | None, batches: list[int], cli_batch: in
   import jax
   import numpy as np
 
-  from jaxreenact.inference import checkpoints, reenact
-  loaded = checkpoints.load_dagan(f"random:{config}")
+  from jaxreenact.inference import loading, reenact
+  loaded = loading.load_dagan(f"random:{config}")
   cfg, variables = loaded.config, jax.tree.map(np.asarray, loaded.variables)
   gen = variables["generator"]["params"]
   gen["AttnModule"] = dict(gen["AttnModule"], gamma=np.full_like(gen["AttnModule"]["gamma"], 0.5))
@@ -191,10 +191,10 @@ def bench_stargan(preset: str, batch: int, repeats: int, warmup: int, use_torch:
   import torch
 
   from jaxreenact.checkpoint.stargan_v2_convert import stargan_v2_from_torch
-  from jaxreenact.inference import checkpoints
+  from jaxreenact.inference import loading
   from jaxreenact.inference import stargan_v2 as sgi
   from torch_reference.stargan_v2 import model as tmodel
-  cfg = checkpoints.load_stargan_v2(f"random:{preset}").config  # the CLI preset's architecture
+  cfg = loading.load_stargan_v2(f"random:{preset}").config  # the CLI preset's architecture
   if cfg.w_hpf > 0:
     raise app.UsageError(f"--stargan={preset}: w_hpf > 0 needs FAN masks, which this benchmark does not draw")
   torch.manual_seed(seed)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxreenact.checkpoint import orbax_io
-from jaxreenact.inference.checkpoints import dagan_config_from_dict
+from jaxreenact.inference.loading import dagan_config_from_dict
 from jaxreenact.models import dagan
 from jaxreenact.testing import nchw_to_nhwc
 

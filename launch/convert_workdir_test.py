@@ -30,15 +30,15 @@ def workdir(tmp_path_factory):
 
 @pytest.mark.slow
 def test_export_and_to_torch_from_a_training_workdir(workdir, tmp_path):
-  from jaxreenact.inference import checkpoints
+  from jaxreenact.inference import loading
   meta = tmp_path / "meta.json"
   meta.write_text('{"provenance": {"steps": 1, "command": "test"}}')
   out = tmp_path / "exported"
   res = _run("launch.convert", "--model", "stargan_v2", "--from_workdir", str(workdir), "--out", str(out),
              "--metadata_json", str(meta))
   assert res.returncode == 0, res.stderr[-3000:]
-  direct = checkpoints.load_stargan_v2(workdir)
-  exported = checkpoints.load_stargan_v2(out)
+  direct = loading.load_stargan_v2(workdir)
+  exported = loading.load_stargan_v2(out)
   assert exported.kind == "orbax" and exported.config == direct.config
   assert set(exported.variables) == {"generator", "mapping_network", "style_encoder"}  # EMA nets only
   for a, b in zip(jax.tree.leaves(direct.variables), jax.tree.leaves(exported.variables)):

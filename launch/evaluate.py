@@ -27,7 +27,7 @@ from jaxreenact import compile_cache
 from jaxreenact.checkpoint.naming import ConversionError
 from jaxreenact.data.media import VideoWriteError
 from jaxreenact.inference import evaluate
-from jaxreenact.inference.checkpoints import CheckpointError
+from jaxreenact.inference.loading import CheckpointError
 from launch import cli
 
 FLAGS = flags.FLAGS

@@ -67,12 +67,12 @@ def main(argv):
   import jax
   import numpy as np
 
-  from jaxreenact.inference import checkpoints, reports, video
+  from jaxreenact.inference import loading, reports, video
   from jaxreenact.inference import stargan_v2 as sgi
   from jaxreenact.train import samples
 
   t0 = time.perf_counter()
-  loaded = checkpoints.load_stargan_v2(FLAGS.checkpoint, wing_ckpt=FLAGS.wing_ckpt, step=FLAGS.step)
+  loaded = loading.load_stargan_v2(FLAGS.checkpoint, wing_ckpt=FLAGS.wing_ckpt, step=FLAGS.step)
   cfg = loaded.config
   logging.info("loaded %s (%s, step %s): %s", loaded.source, loaded.kind, loaded.step, cfg)
   try:  # a missing folder, wrong domain count or unreadable image: one line naming the flag and file

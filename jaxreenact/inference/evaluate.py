@@ -1,10 +1,10 @@
 """Evaluate a checkpoint: StarGAN v2 (FID + LPIPS diversity, official protocol) or DaGAN (same-identity
 reconstruction: L1, PSNR, SSIM, LPIPS, AKD, AED, CSIM). Entry point: ``python -m launch.evaluate``.
 
-:func:`run` loads any ``--checkpoint`` (``inference.checkpoints``), runs the protocol of ``evaluation.protocols``
+:func:`run` loads any ``--checkpoint`` (``inference.loading``), runs the protocol of ``evaluation.protocols``
 and writes ``results.json``, ``README.md`` and the images/videos the numbers come from. User errors (a bad option,
 an unreadable input) raise ``ValueError`` or ``FileNotFoundError`` naming the option; a checkpoint that cannot be
-used raises ``checkpoints.CheckpointError`` / ``naming.ConversionError`` (both ``ValueError``).
+used raises ``loading.CheckpointError`` / ``naming.ConversionError`` (both ``ValueError``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from PIL import Image
 from jaxreenact.data import load_talking_heads, sample_data_dir, video_frames
 from jaxreenact.evaluation import face_metrics, fid, lpips, protocols
 from jaxreenact.images import to_uint8
-from jaxreenact.inference import checkpoints, reenact, reports, video
+from jaxreenact.inference import loading, reenact, reports, video
 from jaxreenact.inference import stargan_v2 as sgi
 from jaxreenact.train import samples
 
@@ -80,7 +80,7 @@ def evaluate_stargan_v2(opts: Options) -> dict:
   bad = sorted(set(metrics) - set(STARGAN_METRICS))
   if bad:
     raise ValueError(f"--metrics {bad}: StarGAN v2 has fid and lpips")
-  loaded = checkpoints.load_stargan_v2(opts.checkpoint, wing_ckpt=opts.wing_ckpt, step=opts.step)
+  loaded = loading.load_stargan_v2(opts.checkpoint, wing_ckpt=opts.wing_ckpt, step=opts.step)
   cfg = loaded.config
   if opts.val_dir:
     val = sgi.load_domain_folder(opts.val_dir, cfg.img_size, cfg.num_domains, opts.max_per_domain, "--val_dir")
@@ -148,7 +148,7 @@ def evaluate_dagan(opts: Options) -> dict:
   """Same-identity reconstruction metrics of a DaGAN checkpoint, per frame, per clip and overall, with previews."""
   out_dir = opts.out_dir
   metrics = list(opts.metrics or protocols.FRAME_METRICS)
-  loaded = checkpoints.load_dagan(opts.checkpoint, depth_encoder=opts.depth_encoder,
+  loaded = loading.load_dagan(opts.checkpoint, depth_encoder=opts.depth_encoder,
                                   depth_decoder=opts.depth_decoder, step=opts.step)
   smallest = reenact.min_size(loaded.config)
   if opts.size % smallest:

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from jaxreenact.inference import checkpoints, testing
+from jaxreenact.inference import loading, testing
 from jaxreenact.inference import stargan_v2 as sgi
 
 S = 32
@@ -12,7 +12,7 @@ S = 32
 
 @pytest.fixture(scope="module")
 def loaded():
-  return checkpoints.load_stargan_v2("random:tiny")
+  return loading.load_stargan_v2("random:tiny")
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,12 @@ def test_checkpoint_formats_load_the_same_weights(loaded, tmp_path, images):
 
   import jax
   from jaxreenact.checkpoint import orbax_io
-  from jaxreenact.train.checkpointing import CheckpointManager
+  from jaxreenact.checkpoint.runs import CheckpointManager
   cfg = loaded.config
   # launch.convert layout
   orbax_io.save_variables(tmp_path / "orbax", loaded.variables, {"model": "stargan_v2",
                                                                  "config": dataclasses.asdict(cfg)})
-  a = checkpoints.load_stargan_v2(tmp_path / "orbax")
+  a = loading.load_stargan_v2(tmp_path / "orbax")
   # training workdir layout (the training loop's CheckpointManager; EMA networks are what sampling uses)
   mngr = CheckpointManager(tmp_path / "run" / "checkpoints", save_every=1)
   state = {"step": np.int32(3), "params": {}, "ema": loaded.variables, "rng": np.zeros(2, np.uint32)}
@@ -78,17 +78,17 @@ def test_checkpoint_formats_load_the_same_weights(loaded, tmp_path, images):
   mngr.close()
   (tmp_path / "run" / "config.json").write_text(
       '{"model_name": "stargan_v2", "model": %s}' % __import__("json").dumps(dataclasses.asdict(cfg)))
-  b = checkpoints.load_stargan_v2(tmp_path / "run")
+  b = loading.load_stargan_v2(tmp_path / "run")
   assert a.kind == "orbax" and b.kind == "workdir" and b.step == 3 and a.config == cfg == b.config
   for got in (a, b):
-    for m in checkpoints.STARGAN_MODULES:
+    for m in loading.STARGAN_MODULES:
       jax.tree.map(np.testing.assert_array_equal, got.variables[m], jax.tree.map(np.asarray, loaded.variables[m]))
   torch = pytest.importorskip("torch")
   from jaxreenact.checkpoint import torch_convert
   sds = torch_convert.stargan_v2_to_torch(loaded.variables, cfg)
   torch.save({k: {n: torch.from_numpy(np.array(v)) for n, v in sd.items()} for k, sd in sds.items()},
              tmp_path / "100_nets_ema.ckpt")
-  c = checkpoints.load_stargan_v2(tmp_path / "100_nets_ema.ckpt")
+  c = loading.load_stargan_v2(tmp_path / "100_nets_ema.ckpt")
   assert c.kind == "torch" and c.config == cfg
   x, y = images[:1], np.zeros((1,), np.int32)
   s_ref = sgi.Sampler(cfg, loaded.variables).style_from_reference(x, y)
@@ -96,11 +96,11 @@ def test_checkpoint_formats_load_the_same_weights(loaded, tmp_path, images):
 
 
 def test_bad_checkpoints_and_folders(tmp_path):
-  with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
-    checkpoints.load_stargan_v2(tmp_path / "nope")
+  with pytest.raises(loading.CheckpointError, match="does not exist"):
+    loading.load_stargan_v2(tmp_path / "nope")
   (tmp_path / "empty").mkdir()
-  with pytest.raises(checkpoints.CheckpointError, match="not a training workdir"):
-    checkpoints.load_stargan_v2(tmp_path / "empty")
+  with pytest.raises(loading.CheckpointError, match="not a training workdir"):
+    loading.load_stargan_v2(tmp_path / "empty")
   root = tmp_path / "src"
   for d in ("a", "b", "c"):
     (root / d).mkdir(parents=True)

@@ -16,18 +16,18 @@ GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden.npz")
 
 def compute() -> dict[str, np.ndarray]:
   """Outputs of both shipped models on fixed sample-data inputs."""
-  from jaxreenact.inference import checkpoints, reenact
+  from jaxreenact.inference import loading, reenact
   from jaxreenact.inference import stargan_v2 as sgi
   from jaxreenact.study import media
   out = {}
-  dg = checkpoints.load_dagan("shipped:dagan_tiny")
+  dg = loading.load_dagan("shipped:dagan_tiny")
   size = 64
   clips = media.held_out_clips(None, size)
   model = reenact.Reenactor(dg.config, dg.variables)
   res = model.run(clips["train"][0], clips["test"][:4], reenact.Options(relative=False, batch_size=4), progress=False)
   out["dagan_prediction"] = res["prediction"]
   out["dagan_depth"] = res["depth"]
-  sg = checkpoints.load_stargan_v2("shipped:stargan_v2_tiny")
+  sg = loading.load_stargan_v2("shipped:stargan_v2_tiny")
   cfg = sg.config
   val = sgi.load_sample_domains(cfg.img_size, "val", 2, cfg.num_domains)
   sampler = sgi.Sampler(cfg, sg.variables, batch_size=4)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from jaxreenact import shipped
-from jaxreenact.inference import checkpoints
+from jaxreenact.inference import loading
 
 
 @pytest.mark.parametrize("name,modules", [("dagan_tiny", {"depth", "kp_detector", "generator"}),
                                           ("stargan_v2_tiny", {"generator", "mapping_network", "style_encoder"})])
 def test_shipped_weights_are_inference_only_with_provenance(name, modules):
-  load = checkpoints.load_dagan if shipped.MODELS[name] == "dagan" else checkpoints.load_stargan_v2
+  load = loading.load_dagan if shipped.MODELS[name] == "dagan" else loading.load_stargan_v2
   loaded = load(f"shipped:{name}")
   assert set(loaded.variables) == modules  # no optimiser state, discriminator or frozen VGG
   prov = shipped.provenance(name)
@@ -25,8 +25,8 @@ def test_shipped_weights_are_inference_only_with_provenance(name, modules):
 
 
 def test_unknown_shipped_name_is_a_clear_error():
-  with pytest.raises(checkpoints.CheckpointError, match="shipped:dagan_tiny"):
-    checkpoints.load_dagan("shipped:nope")
+  with pytest.raises(loading.CheckpointError, match="shipped:dagan_tiny"):
+    loading.load_dagan("shipped:nope")
 
 
 def test_shipped_weights_reproduce_the_golden_outputs():

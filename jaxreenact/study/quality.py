@@ -42,17 +42,17 @@ class System:
 
 
 def load_checkpoint(model: str, spec: str, depth_files: tuple[str, str] | None = None, config: Any = None):
-  """``checkpoints.load_*`` of a System spec (UNTRAINED: a fresh initialisation of ``config``)."""
-  from jaxreenact.inference import checkpoints
+  """``loading.load_*`` of a System spec (UNTRAINED: a fresh initialisation of ``config``)."""
+  from jaxreenact.inference import loading
   if model == "stargan_v2":
     if spec == UNTRAINED:
-      return checkpoints.load_stargan_v2("random:tiny", config=config)
-    return checkpoints.load_stargan_v2(spec)
+      return loading.load_stargan_v2("random:tiny", config=config)
+    return loading.load_stargan_v2(spec)
   if spec == UNTRAINED:
-    return checkpoints.Loaded("dagan", config, checkpoints.random_dagan_variables(config), "fresh initialisation",
+    return loading.Loaded("dagan", config, loading.random_dagan_variables(config), "fresh initialisation",
                               "random")
   enc, dec = depth_files or (None, None)
-  return checkpoints.load_dagan(spec, depth_encoder=enc, depth_decoder=dec)
+  return loading.load_dagan(spec, depth_encoder=enc, depth_decoder=dec)
 
 
 def safe_name(name: str) -> str:

@@ -20,12 +20,13 @@ def _train(workdir, total):
 
 
 def _damage(workdir, step):
-  """Deletes the largest file of a step's saved state (what a partial copy or a disk error leaves)."""
-  state = workdir / "checkpoints" / str(step) / "state"
-  files = [p for p in state.rglob("*") if p.is_file()]
-  victim = max(files, key=lambda p: p.stat().st_size)
-  victim.unlink()
-  return victim
+  """Deletes the array data of a step's saved state (what an interrupted copy or a disk error leaves): every
+  network's values are gone, so any reader, full or partial (inference reads only the EMA networks), fails."""
+  data = [p for p in (workdir / "checkpoints" / str(step) / "state").glob("ocdbt.process_*/d/*") if p.is_file()]
+  assert data, f"no OCDBT data files under step {step}"
+  for p in data:
+    p.unlink()
+  return data
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +39,19 @@ def run2(tmp_path_factory):
 
 @pytest.mark.slow
 def test_inference_falls_back_to_the_previous_step_and_changes_nothing(run2, tmp_path, caplog):
-  from jaxreenact.inference import checkpoints
+  from jaxreenact.inference import loading
   wd = tmp_path / "wd"
   shutil.copytree(run2, wd)
   _damage(wd, 2)
   before = sorted(str(p.relative_to(wd)) for p in wd.rglob("*"))
   with caplog.at_level("WARNING"):
-    loaded = checkpoints.load_stargan_v2(wd)
+    loaded = loading.load_stargan_v2(wd)
   assert loaded.step == 1
   assert any("step 2 is damaged" in r.getMessage() for r in caplog.records)
   assert sorted(str(p.relative_to(wd)) for p in wd.rglob("*")) == before  # read-only use: nothing moved
   _damage(wd, 1)
-  with pytest.raises(checkpoints.CheckpointError, match="no checkpoint restores: step 2: .*; step 1: "):
-    checkpoints.load_stargan_v2(wd)
+  with pytest.raises(loading.CheckpointError, match="no checkpoint restores: step 2: .*; step 1: "):
+    loading.load_stargan_v2(wd)
 
 
 @pytest.mark.slow
@@ -74,10 +75,10 @@ def test_inference_reads_only_the_networks_it_uses(run2, monkeypatch):
   (and FAN) only, through an Orbax partial restore, with the same values a full restore gives."""
   import numpy as np
   import jax
-  from jaxreenact.inference import checkpoints
-  step, full, _ = checkpoints.restore_training_state(run2)
+  from jaxreenact.inference import loading
+  step, full, _ = loading.restore_training_state(run2)
   assert {"params", "opt_state", "ema"} <= set(full)
-  step_p, part, _ = checkpoints.restore_training_state(run2, items=checkpoints.STARGAN_ITEMS)
+  step_p, part, _ = loading.restore_training_state(run2, items=loading.STARGAN_ITEMS)
   assert step_p == step == 2
   assert set(part) == {"ema"} | ({"fan"} if full.get("fan") is not None else set())  # no opt_state, no params
   flat_part, flat_full = jax.tree_util.tree_leaves_with_path(part["ema"]), jax.tree_util.tree_leaves_with_path(
@@ -87,10 +88,10 @@ def test_inference_reads_only_the_networks_it_uses(run2, monkeypatch):
     assert isinstance(a, np.ndarray)
     np.testing.assert_array_equal(a, b)
   asked = []
-  real = checkpoints.restore_training_state
-  monkeypatch.setattr(checkpoints, "restore_training_state",
+  real = loading.restore_training_state
+  monkeypatch.setattr(loading, "restore_training_state",
                       lambda *a, **k: asked.append(a[2] if len(a) > 2 else k.get("items")) or real(*a, **k))
-  loaded = checkpoints.load_stargan_v2(run2)
-  assert asked == [checkpoints.STARGAN_ITEMS] and loaded.step == 2
+  loaded = loading.load_stargan_v2(run2)
+  assert asked == [loading.STARGAN_ITEMS] and loaded.step == 2
   np.testing.assert_array_equal(jax.tree.leaves(loaded.variables["generator"])[0],
                                 jax.tree.leaves(full["ema"]["generator"])[0])

@@ -17,10 +17,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxreenact.train import checkpointing
+from jaxreenact.checkpoint import runs
 from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _train_cmd
 
-TOTAL = 8  # checkpoints at steps 5 and 8 (_train_cmd saves every 5 steps)
+TOTAL = 8  # checkpoints at steps 1, 5 and 8 (Orbax saves the first step, then _train_cmd saves every 5)
 
 
 def _cmd(workdir):
@@ -145,10 +145,10 @@ def test_sigkill_at_every_phase_of_a_save_then_resume_is_bit_identical(tmp_path,
   phase of step 5's save and in the middle of the final save, resumed after each kill, then run to the end."""
   run = tmp_path / "run"
   for step, phase in [(5, "start"), (5, "mid-write"), (5, "written"), (5, "committed"), (TOTAL, "mid-write")]:
-    r = subprocess.run(_cmd(run), cwd=ROOT, env=dict(env, **{checkpointing.KILL_AT_SAVE: f"{step}:{phase}"}),
+    r = subprocess.run(_cmd(run), cwd=ROOT, env=dict(env, **{runs.KILL_AT_SAVE: f"{step}:{phase}"}),
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == -signal.SIGKILL, (step, phase, r.stderr[-3000:])
-    committed = checkpointing.saved_steps(run / "checkpoints")
+    committed = runs.saved_steps(run / "checkpoints")
     assert (step in committed) == (phase == "committed"), (step, phase, committed)
     if phase in ("mid-write", "written"):  # killed inside Orbax's save: a temporary step directory is left...
       assert _orbax_tmp_dirs(run), (step, phase, os.listdir(run / "checkpoints"))
@@ -157,6 +157,6 @@ def test_sigkill_at_every_phase_of_a_save_then_resume_is_bit_identical(tmp_path,
   assert r.returncode == 0, r.stderr[-3000:]
   assert not _orbax_tmp_dirs(run)  # ...and removed by the next start
   assert json.loads((run / "summary.json").read_text())["start_step"] == 5
-  assert checkpointing.saved_steps(run / "checkpoints") == [1, 5, TOTAL]  # Orbax also saves the first step
+  assert runs.saved_steps(run / "checkpoints") == [1, 5, TOTAL]  # Orbax also saves the first step
   assert _logged_steps(run) == list(range(1, TOTAL + 1))  # each step once, across six processes
   _assert_same_final_state(straight, run)

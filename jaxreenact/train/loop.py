@@ -26,7 +26,7 @@ from absl import logging
 from tqdm import tqdm
 
 from jaxreenact.train import sharding
-from jaxreenact.train.checkpointing import CheckpointManager
+from jaxreenact.checkpoint.runs import CheckpointManager
 
 
 class NonFiniteLossError(RuntimeError):

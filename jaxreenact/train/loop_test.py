@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxreenact.train import loop, sharding
-from jaxreenact.train.checkpointing import CheckpointManager
+from jaxreenact.checkpoint.runs import CheckpointManager
 
 
 @flax.struct.dataclass

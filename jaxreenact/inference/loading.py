@@ -21,14 +21,12 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from jaxreenact.checkpoint.runs import CheckpointError, restore_training_state  # noqa: F401 - part of this API
+
 STARGAN_MODULES = ("generator", "mapping_network", "style_encoder")
 # What inference reads of a training checkpoint (never the optimiser states, the step counter or the rng).
 STARGAN_ITEMS = ("ema", "fan")  # the EMA networks (as the official sampler) and the frozen FAN
 DAGAN_ITEMS = ("params", "depth")  # kp_detector, generator (discriminator unused) and the frozen depth network
-
-
-class CheckpointError(ValueError):
-  """A --checkpoint that cannot be used; the message says what was found and what was expected."""
 
 
 @dataclasses.dataclass
@@ -67,63 +65,6 @@ def is_training_workdir(path: str | os.PathLike) -> bool:
   p = Path(path)
   return p.is_dir() and not (p / "variables").is_dir() and ((p / "checkpoints").is_dir() or
                                                             (p / "config.json").is_file())
-
-
-def _latest_step(ckpt_dir: Path) -> int:
-  steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit()
-                 and (p / "state").is_dir()) if ckpt_dir.is_dir() else []
-  if not steps:
-    raise CheckpointError(f"{ckpt_dir}: no finished checkpoint (<step>/state) — train first, or pass an Orbax/"
-                          f"PyTorch checkpoint")
-  return steps[-1]
-
-
-def _restore_state_dir(path: str, items: Sequence[str] | None) -> dict:
-  """The saved state at ``path`` as numpy; only its top-level ``items`` when given (Orbax partial restore: the
-  other entries, e.g. the optimiser states, are never read)."""
-  import orbax.checkpoint as ocp
-  if items is None:
-    with ocp.StandardCheckpointer() as ckptr:
-      return ckptr.restore(path)
-  with ocp.PyTreeCheckpointer() as ckptr:
-    tree = ckptr.metadata(path).item_metadata
-    wanted = {k: tree[k] for k in items if k in tree and tree[k] is not None}
-    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-    out = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
-                                                           partial_restore=True))
-  return dict(out)
-
-
-def restore_training_state(workdir: str | os.PathLike, step: int | None = None,
-                           items: Sequence[str] | None = None) -> tuple[int, dict, dict]:
-  """(step, state as a nested dict of numpy arrays, config.json as a dict) of a training workdir.
-
-  ``items``: the top-level state entries to read (e.g. ``("ema", "fan")``); the rest, the optimiser states above
-  all, is not read. None reads everything. The newest step that restores is used (damaged ones are named).
-  """
-
-  from jaxreenact.train import checkpointing
-  workdir = Path(workdir)
-  ckpt_dir = workdir / "checkpoints"
-  if step is None:
-    _latest_step(ckpt_dir)  # a clear error when there is none
-    steps = checkpointing.saved_steps(ckpt_dir)
-  else:
-    steps = [int(step)]
-    if not (ckpt_dir / str(step) / "state").is_dir():
-      raise CheckpointError(f"{workdir}: no checkpoint for step {step} ({ckpt_dir / str(step) / 'state'})")
-
-  def one(s):
-    return _restore_state_dir(os.fspath((ckpt_dir / str(s) / "state").absolute()), items)
-
-  try:
-    step, state, _ = checkpointing.restore_latest_good(steps, one, os.fspath(workdir))
-  except checkpointing.NoGoodCheckpoint as e:
-    raise CheckpointError(str(e)) from None
-  config = {}
-  if (workdir / "config.json").is_file():
-    config = json.loads((workdir / "config.json").read_text())
-  return step, jax.tree.map(np.asarray, state), config
 
 
 def _existing(path: str | os.PathLike) -> tuple[Path, str]:

@@ -1,4 +1,6 @@
-"""One Orbax ``CheckpointManager`` holding the training state *and* the data iterator state.
+"""A training run's checkpoints: the one Orbax ``CheckpointManager`` (training state *and* data iterator state) and
+the one reader of a run directory, ``restore_training_state`` (the newest step that restores, ``restore_latest_good``;
+only the entries asked for), used by training, inference, evaluation and conversion.
 
 Saves are atomic (Orbax writes to a temporary directory and renames it when complete), so a process killed during
 a save leaves the previous checkpoint intact; interval and keep-N policies come from the manager options.
@@ -12,13 +14,16 @@ step is committed, the loop has not gone on). Without the variable nothing of th
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from absl import logging
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxreenact.jsonutil import jsonable
@@ -75,6 +80,10 @@ class _KillHookJsonSave(ocp.args.JsonSave):
 @dataclasses.dataclass
 class _KillHookJsonRestore(ocp.args.JsonRestore):
   """``JsonRestore`` routed to the kill-hook handler."""
+
+
+class CheckpointError(ValueError):
+  """A --checkpoint that cannot be used; the message says what was found and what was expected."""
 
 
 class NoGoodCheckpoint(RuntimeError):
@@ -182,3 +191,61 @@ class CheckpointManager:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# reading a run directory (inference, evaluation, conversion, a DaGAN run's depth network)
+
+
+def _latest_step(ckpt_dir: Path) -> int:
+  steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit()
+                 and (p / "state").is_dir()) if ckpt_dir.is_dir() else []
+  if not steps:
+    raise CheckpointError(f"{ckpt_dir}: no finished checkpoint (<step>/state) — train first, or pass an Orbax/"
+                          f"PyTorch checkpoint")
+  return steps[-1]
+
+
+def _restore_state_dir(path: str, items: Sequence[str] | None) -> dict:
+  """The saved state at ``path`` as numpy; only its top-level ``items`` when given (Orbax partial restore: the
+  other entries, e.g. the optimiser states, are never read)."""
+  if items is None:
+    with ocp.StandardCheckpointer() as ckptr:
+      return ckptr.restore(path)
+  with ocp.PyTreeCheckpointer() as ckptr:
+    tree = ckptr.metadata(path).item_metadata
+    wanted = {k: tree[k] for k in items if k in tree and tree[k] is not None}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    out = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
+                                                           partial_restore=True))
+  return dict(out)
+
+
+def restore_training_state(workdir: str | os.PathLike, step: int | None = None,
+                           items: Sequence[str] | None = None) -> tuple[int, dict, dict]:
+  """(step, state as a nested dict of numpy arrays, config.json as a dict) of a training workdir.
+
+  ``items``: the top-level state entries to read (e.g. ``("ema", "fan")``); the rest, the optimiser states above
+  all, is not read. None reads everything. The newest step that restores is used (damaged ones are named).
+  """
+  workdir = Path(workdir)
+  ckpt_dir = workdir / "checkpoints"
+  if step is None:
+    _latest_step(ckpt_dir)  # a clear error when there is none
+    steps = saved_steps(ckpt_dir)
+  else:
+    steps = [int(step)]
+    if not (ckpt_dir / str(step) / "state").is_dir():
+      raise CheckpointError(f"{workdir}: no checkpoint for step {step} ({ckpt_dir / str(step) / 'state'})")
+
+  def one(s):
+    return _restore_state_dir(os.fspath((ckpt_dir / str(s) / "state").absolute()), items)
+
+  try:
+    step, state, _ = restore_latest_good(steps, one, os.fspath(workdir))
+  except NoGoodCheckpoint as e:
+    raise CheckpointError(str(e)) from None
+  config = {}
+  if (workdir / "config.json").is_file():
+    config = json.loads((workdir / "config.json").read_text())
+  return step, jax.tree.map(np.asarray, state), config
