@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxreenact.checkpoint import depth_train_convert as convert
 from jaxreenact.train import depth as jdepth
 
 torch = pytest.importorskip("torch")
@@ -66,7 +67,7 @@ def _run(dtype: str):
   models = _torch_models()
   sd0 = {n: {k: v.clone() for k, v in models[n].state_dict().items()} for n in tdepth.NETWORKS}
   cast = lambda tree: jax.tree.map(lambda a: np.asarray(a, np_dtype), tree)  # noqa: E731
-  variables = cast(jdepth.variables_from_torch(sd0, CFG))
+  variables = cast(convert.variables_from_torch(sd0, jdepth.variable_shapes(CFG)))
   batch = _batch(np_dtype)
 
   state = jdepth.state_from_variables(variables, HP, jax.random.key(0))
@@ -76,7 +77,7 @@ def _run(dtype: str):
   new_state, metrics = step(state, batch)
   metrics = {k: float(v) for k, v in metrics.items()}
   new_vars = {n: {"params": new_state.params[n], "batch_stats": new_state.batch_stats[n]} for n in ("depth", "pose")}
-  jax_sd = jdepth.variables_to_torch(jax.tree.map(np.asarray, new_vars))
+  jax_sd = convert.variables_to_torch(jax.tree.map(np.asarray, new_vars))
 
   for m in models.values():
     m.to(t_dtype)
@@ -137,7 +138,7 @@ def test_parameter_counts_match_official_layout():
   assert sizes(jvars["pose"]["params"]["pose_encoder"]) == counts["pose_encoder"]
   # every official key converts (names, shapes), both ways
   sds = {n: m.state_dict() for n, m in models.items()}
-  back = jdepth.variables_to_torch(jdepth.variables_from_torch(sds, jdepth.Config()))
+  back = convert.variables_to_torch(convert.variables_from_torch(sds, jdepth.variable_shapes(jdepth.Config())))
   for n, sd in sds.items():
     assert set(back[n]) == {k for k in sd if not k.endswith("num_batches_tracked")}
 
@@ -147,12 +148,12 @@ def test_torchvision_resnet_initialises_both_encoders():
   from torch_reference.dagan.depth import ResNet
 
   models = _torch_models()
-  state = jdepth.state_from_variables(jdepth.variables_from_torch({n: m.state_dict() for n, m in models.items()},
-                                                                  CFG), HP, jax.random.key(0))
+  variables = convert.variables_from_torch({n: m.state_dict() for n, m in models.items()}, jdepth.variable_shapes(CFG))
+  state = jdepth.state_from_variables(variables, HP, jax.random.key(0))
   torch.manual_seed(5)
   imagenet = ResNet(CFG.block, CFG.layers, CFG.widths).state_dict()  # torchvision key layout (conv1.weight, ...)
   new = jdepth.load_torchvision_resnet(state, imagenet, HP)
-  sds = jdepth.variables_to_torch(jax.tree.map(np.asarray, {
+  sds = convert.variables_to_torch(jax.tree.map(np.asarray, {
       n: {"params": new.params[n], "batch_stats": new.batch_stats[n]} for n in ("depth", "pose")}))
   for key, val in imagenet.items():
     if key.endswith("num_batches_tracked"):

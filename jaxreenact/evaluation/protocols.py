@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from jaxreenact.evaluation import image_metrics
 from jaxreenact.evaluation.lpips import LPIPS, diversity_of, pairwise_values
+from jaxreenact.models.dagan.config import AnimationOptions
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -226,8 +227,8 @@ def evaluate_dagan(reenactor, clips: Sequence[tuple[str, np.ndarray, Sequence[tu
   Returns:
     {'summary': means over all frames, 'per_clip': [{'clip', ...means}], 'frames': per-frame rows}.
   """
-  from jaxreenact.inference.reenact import Options
-  opts = Options(relative=False, adapt_scale=False, batch_size=batch_size)  # reconstruction: absolute keypoints
+  # reconstruction: absolute keypoints
+  opts = AnimationOptions(relative=False, adapt_scale=False, batch_size=batch_size)
   all_rows, per_clip = [], []
   t0 = time.perf_counter()
   for name, frames, pairs in tqdm(clips, desc="clips", disable=not progress):

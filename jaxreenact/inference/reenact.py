@@ -22,17 +22,9 @@ from tqdm.auto import tqdm
 
 from jaxreenact.images import to_uint8
 from jaxreenact.models import dagan
+from jaxreenact.models.dagan.config import AnimationOptions as Options  # demo.py's flags, defined with the model
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-  relative: bool = True  # relative keypoint motion and Jacobians (demo --relative)
-  adapt_scale: bool = False  # scale motion by sqrt(hull area ratio) (demo --adapt_scale)
-  find_best_frame: bool = False  # initial driving frame = the one best aligned with the source (landmarks)
-  best_frame: int | None = None  # explicit initial frame (demo --best_frame)
-  batch_size: int = 4  # driving frames per jitted call
 
 
 def min_size(cfg: dagan.Config) -> int:

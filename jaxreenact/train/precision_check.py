@@ -47,8 +47,8 @@ def _stargan_setup(steps: int, batch_size: int, seed: int) -> _Setup:
 
 def _dagan_setup(steps: int, batch_size: int, seed: int) -> _Setup:
   from configs import dagan as configs
+  from jaxreenact.checkpoint.vgg_convert import perceptual_trunk
   from jaxreenact.data import dagan_pipeline, sample_data_dir
-  from jaxreenact.models import vgg
   from jaxreenact.train import dagan as dg
   from jaxreenact.train.dagan_runner import depth_variables, model_config
 
@@ -57,7 +57,7 @@ def _dagan_setup(steps: int, batch_size: int, seed: int) -> _Setup:
   size = c.img_size
   mesh = sharding.make_mesh(1)
   depth_vars, _ = depth_variables(c, cfg, size)
-  vgg_module, vgg_vars, _ = vgg.perceptual_trunk(None)
+  vgg_module, vgg_vars, _ = perceptual_trunk(None)
   data = dagan_pipeline(sample_data_dir().dagan, "train", size, batch_size, seed, process_index=0, process_count=1)
   return _Setup(init=lambda: dg.create_sharded_state(cfg, hp, jax.random.key(seed), mesh, size, depth_vars, vgg_vars),
                 step=lambda dtype: dg.jit_train_step(cfg, hp, mesh, vgg_module, dtype=dtype),

@@ -3,6 +3,7 @@
 Sections mirror the YAML (``common_params`` fields at top level, then ``kp_detector_params``,
 ``generator_params`` with its ``dense_motion_params``, ``discriminator_params``) so that
 ``Config.from_official_yaml`` is a direct read. Override with ``dataclasses.replace`` or :meth:`Config.override`.
+:class:`AnimationOptions` holds demo.py's animation flags (reenactment and the reconstruction protocol).
 """
 from __future__ import annotations
 
@@ -205,3 +206,15 @@ def _replace_path(obj, parts: list[str], value: Any, full: str):
 
 
 PRESETS = ("vox256", "tiny")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnimationOptions:
+  """How a source is animated by a driving video: demo.py's flags (``animate_params.normalization_params`` for the
+  keypoint motion). Defined beside the model so the evaluation protocols can ask for reconstruction (absolute
+  keypoints) without importing inference; ``jaxreenact.inference.reenact`` uses it as ``Options``."""
+  relative: bool = True  # relative keypoint motion and Jacobians (demo --relative)
+  adapt_scale: bool = False  # scale motion by sqrt(hull area ratio) (demo --adapt_scale)
+  find_best_frame: bool = False  # initial driving frame = the one best aligned with the source (landmarks)
+  best_frame: int | None = None  # explicit initial frame (demo --best_frame)
+  batch_size: int = 4  # driving frames per jitted call
