@@ -26,7 +26,7 @@ def _launch_train_costs(model: str) -> dict:
 def _report_costs(model: str, batch: int) -> dict:
   if model == "stargan_v2":
     spec = specs.stargan_v2_spec("tiny", with_torch=False)
-  else:  # launch.train's tiny run has no VGG19 file: its perceptual trunk is lpips' VGG16 (models/vgg.py)
+  else:  # launch.train's tiny run has no VGG19 file: its perceptual trunk is lpips' VGG16 (checkpoint/vgg_convert.py)
     spec = specs.dagan_spec("tiny", with_torch=False, perceptual_trunk="vgg16")
   opts = report.Options(train_batch=batch, torch=False, deepspeed=False, compile_train=False)
   rec = report.train_record(spec, {}, opts, report.Progress(enabled=False), None)
