@@ -18,6 +18,7 @@ REQUIRED = {
     "compare": ["--workdir", "{tmp}/compare"],
     "complexity": ["--out", "{tmp}/complexity"],
     "convert": [],
+    "deepspeed_train": [],
     "evaluate": [],
     "prepare_data": ["sample"],  # its one positional argument is the sub-command; a second one is refused
     "reenact": [],

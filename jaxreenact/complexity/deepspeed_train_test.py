@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from jaxreenact.complexity import deepspeed_train
-from launch import deepspeed_train as launcher
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -31,7 +30,11 @@ def test_launcher_refuses_an_unknown_model_in_one_line(tmp_path):
 
 
 def test_launcher_models_are_the_adapters():
-  assert sorted(launcher.MODELS) == sorted(deepspeed_train.ADAPTERS)
+  # in a subprocess: launch modules define absl flags at import, and another launcher's --data_dir would clash
+  code = ("from launch import deepspeed_train as launcher; from jaxreenact.complexity import deepspeed_train; "
+          "print(sorted(launcher.MODELS) == sorted(deepspeed_train.ADAPTERS))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0 and out.stdout.strip() == "True", (out.stdout, out.stderr[-2000:])
 
 
 def test_importing_the_driver_needs_neither_torch_nor_deepspeed():
