@@ -1,7 +1,11 @@
 """Shared pytest setup: float32 at highest matmul precision in both frameworks (docs/facts.md §4)."""
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# 4 fake CPU devices for the sharding tests. Backend optimisation level 0: LLVM code generation without its
+# optimisation passes, the same HLO (so the same arithmetic, FLOP counts and layouts) at about 60 % of the CPU
+# compile time; nearly every test runs a program a few times, so compiles dominate the suite. Scripts the tests
+# launch inherit it. Speed is measured by benchmarks/, never here.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import shutil  # noqa: E402
@@ -32,6 +36,9 @@ try:
 
   torch.backends.cuda.matmul.allow_tf32 = False
   torch.backends.cudnn.allow_tf32 = False
-  torch.set_num_threads(max(1, os.cpu_count() or 1))
+  # One share of the cores per xdist worker: tiny-config torch ops with more OpenMP threads than free cores spend
+  # their time in barriers (a DeepSpeed tiny iteration: 0.33 s with 1 thread, 1.07 s with 2 while a core is busy).
+  _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+  torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
 except ImportError:  # torch is an optional extra; torch-dependent tests importorskip it.
   pass

@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from jaxreenact.train.stargan_v2_train_test import _env, _train_cmd
+
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("convert_workdir_test")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -21,9 +26,9 @@ def _run(module, *args, timeout=900):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   wd = tmp_path_factory.mktemp("sg_run")
-  res = _run("launch.train", "--config", "configs/stargan_v2.py:tiny", "--workdir", str(wd),
-             "--config.total_steps=1", "--config.checkpoint_every=1", "--config.sample_every=1000",
-             "--config.log_every=1")
+  # the tiny run of the training tests (same command and XLA flags: the compiled step comes from the cache)
+  res = subprocess.run(_train_cmd(wd, 1, every=1), cwd=ROOT, env=_env(wd.parent / "xla"), capture_output=True,
+                       text=True, timeout=900)
   assert res.returncode == 0, res.stderr[-3000:]
   return wd
 
@@ -51,7 +56,7 @@ def test_export_and_to_torch_from_a_training_workdir(workdir, tmp_path):
   obj = torch.load(back, weights_only=True)
   assert set(obj) == {"generator", "mapping_network", "style_encoder"}
   from torch_reference.stargan_v2.model import Generator
-  Generator(img_size=32, style_dim=16, max_conv_dim=64, w_hpf=0, base_dim=16).load_state_dict(obj["generator"],
+  Generator(img_size=32, style_dim=16, max_conv_dim=32, w_hpf=0, base_dim=8).load_state_dict(obj["generator"],
                                                                                               strict=True)
 
 

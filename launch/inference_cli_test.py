@@ -134,3 +134,24 @@ def test_domain_folder_names_an_image_that_is_not_one(tmp_path):
   (tmp_path / "ref" / "dom" / "notes.jpg").write_text("not a JPEG")
   with pytest.raises(ValueError, match=r"--ref_dir=.*: cannot use image .*notes\.jpg: "):
     sgi.load_domain_folder(tmp_path / "ref", 32, flag="--ref_dir")
+
+
+@pytest.mark.parametrize("case", ["missing", "text_file", "out_dir_is_a_file"])
+def test_sample_checkpoint_and_output_errors_are_one_line(tmp_path, case):
+  """A missing checkpoint, a text file given as one, an --out_dir that cannot be created: one line naming the flag
+  and the path, a non-zero exit, no traceback, nothing written."""
+  ckpt, out = tmp_path / "missing.ckpt", tmp_path / "samples"
+  if case == "text_file":
+    ckpt.write_text("not a checkpoint\n")
+  if case == "out_dir_is_a_file":
+    ckpt = "random:tiny"
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "samples"
+  res = _run("launch.sample", "--checkpoint", str(ckpt), "--out_dir", str(out), "--novideos")
+  errors = [line for line in res.stderr.splitlines() if not line.startswith("I")]  # absl INFO log lines aside
+  assert res.returncode != 0 and len(errors) == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
+  flag, path = ("--out_dir", out) if case == "out_dir_is_a_file" else ("--checkpoint", ckpt)
+  assert errors[0].startswith(f"launch.sample: error: {flag}={path}"), errors[0]
+  assert not out.exists()
+  if case == "text_file":
+    assert "weights_only=False" not in res.stderr and ckpt.read_text() == "not a checkpoint\n"

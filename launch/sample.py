@@ -4,26 +4,31 @@ r"""StarGAN v2 samples: reference-guided grid, latent-guided grids per domain, i
   python -m launch.sample --checkpoint ckpt/celeba_hq --src_dir assets/src --ref_dir assets/ref --out_dir out
   python -m launch.sample --checkpoint 100000_nets_ema.ckpt --wing_ckpt wing.ckpt --src_dir … --ref_dir … --out_dir out
 
---checkpoint: a training workdir (EMA networks of its latest checkpoint), an Orbax directory from launch.convert,
-or an official ``*_nets_ema.ckpt`` (converted on the fly). --src_dir/--ref_dir: ROOT/<domain>/<images>, one
-folder per domain of the model (sorted names = labels); default: the embedded sample data's val split.
+--checkpoint: a training workdir (EMA networks of its latest good checkpoint), an Orbax directory from
+launch.convert, an official ``*_nets_ema.ckpt`` (converted on the fly), ``random:<preset>`` or ``shipped:<name>``.
+--src_dir/--ref_dir: ROOT/<domain>/<images>, one folder per domain of the model (sorted names = labels); default:
+the embedded sample data's val split.
 
 Writes to --out_dir: reference.png (first row: sources; each row: a reference, then its translations),
-latent_<domain>_psi<ψ>.png, video_ref.mp4, video_latent.mp4, results.json and README.md.
+latent_<domain>_psi<ψ>.png, video_ref.mp4, video_latent.mp4, results.json and README.md. The command itself is
+jaxreenact/inference/stargan_v2_samples.py.
 """
 from __future__ import annotations
 
 import json
-import os
-import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from jaxreenact import compile_cache
+from jaxreenact.checkpoint.naming import ConversionError
+from jaxreenact.data.media import VideoWriteError
+from jaxreenact.inference import stargan_v2_samples
+from jaxreenact.inference.loading import CheckpointError
 from launch import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "Training workdir, launch.convert Orbax directory, or *_nets_ema.ckpt.")
+flags.DEFINE_string("checkpoint", None, "Training workdir, launch.convert Orbax directory, *_nets_ema.ckpt, "
+                    "random:<preset> or shipped:<name>.")
 flags.DEFINE_string("out_dir", None, "Where the grids, videos and reports go.")
 flags.DEFINE_string("wing_ckpt", None, "FAN weights (official wing.ckpt); needed when w_hpf > 0 and the checkpoint "
                     "has no 'fan'.")
@@ -41,96 +46,28 @@ flags.DEFINE_float("fps", 15.0, "Video frame rate (the official 30 fps with setp
 flags.DEFINE_integer("batch_size", 8, "Images per jitted call.")
 
 
-def _pick(images, labels, n, round_robin: bool):
-  import numpy as np
-  domains = sorted(set(int(y) for y in labels))
-  per = {d: [i for i in range(len(labels)) if labels[i] == d] for d in domains}
-  order = []
-  if round_robin:
-    k = 0
-    while len(order) < n and any(k < len(v) for v in per.values()):
-      order += [per[d][k] for d in domains if k < len(per[d])]
-      k += 1
-  else:
-    share = max(1, -(-n // len(domains)))
-    for d in domains:
-      order += per[d][:share]
-  order = order[:n]
-  return images[np.asarray(order)], labels[np.asarray(order)]
-
-
 def main(argv):
   del argv  # positional arguments are refused by cli.run
-  if not FLAGS.checkpoint or not FLAGS.out_dir:
-    raise app.UsageError("--checkpoint and --out_dir are required")
+  try:
+    psi = tuple(float(p) for p in FLAGS.psi)
+  except ValueError:
+    raise app.UsageError(f"--psi={','.join(FLAGS.psi)}: expected comma-separated numbers, e.g. 0.5,0.7,1.0")
+  names = ("checkpoint", "out_dir", "wing_ckpt", "step", "src_dir", "ref_dir", "num_src", "num_ref", "num_latent",
+           "seed", "videos", "video_latent_codes", "fps", "batch_size")
+  opts = stargan_v2_samples.Options(psi=psi, **{name: getattr(FLAGS, name) for name in names})
+  try:
+    opts.validate()  # required flags and a writable --out_dir, before the model is loaded or run
+  except ValueError as e:
+    raise app.UsageError(str(e))
   compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
-  import jax
-  import numpy as np
-
-  from jaxreenact.inference import loading, reports, video
-  from jaxreenact.inference import stargan_v2 as sgi
-  from jaxreenact.train import samples
-
-  t0 = time.perf_counter()
-  loaded = loading.load_stargan_v2(FLAGS.checkpoint, wing_ckpt=FLAGS.wing_ckpt, step=FLAGS.step)
-  cfg = loaded.config
-  logging.info("loaded %s (%s, step %s): %s", loaded.source, loaded.kind, loaded.step, cfg)
-  try:  # a missing folder, wrong domain count or unreadable image: one line naming the flag and file
-    if FLAGS.src_dir:
-      src = sgi.load_domain_folder(FLAGS.src_dir, cfg.img_size, cfg.num_domains, flag="--src_dir")
-    else:
-      src = sgi.load_sample_domains(cfg.img_size, "val", num_domains=cfg.num_domains)
-    ref = (sgi.load_domain_folder(FLAGS.ref_dir, cfg.img_size, cfg.num_domains, flag="--ref_dir")
-           if FLAGS.ref_dir else src)
-  except (FileNotFoundError, ValueError) as e:
-    raise app.UsageError(str(e)) from None
-  x_src, _ = _pick(src.images, src.labels, FLAGS.num_src, round_robin=True)
-  x_ref, y_ref = _pick(ref.images, ref.labels, FLAGS.num_ref, round_robin=False)
-  sampler = sgi.Sampler(cfg, loaded.variables, batch_size=FLAGS.batch_size)
-  os.makedirs(FLAGS.out_dir, exist_ok=True)
-  outputs = {}
-
-  logging.info("reference-guided grid: %d sources × %d references", len(x_src), len(x_ref))
-  grid = sgi.reference_grid(sampler, x_src, x_ref, y_ref)
-  outputs["reference"] = samples.save_png(os.path.join(FLAGS.out_dir, "reference.png"), grid)
-
-  z = np.asarray(jax.random.normal(jax.random.key(FLAGS.seed), (FLAGS.num_latent, cfg.latent_dim)), np.float32)
-  psis = [float(p) for p in FLAGS.psi]
-  from tqdm.auto import tqdm
-  for y, name in enumerate(tqdm(src.domains, desc="latent grids")):
-    s_avg = sampler.average_style(y) if any(p != 1.0 for p in psis) else None
-    for psi in psis:
-      g = sgi.latent_grid(sampler, x_src, y, z, psi, s_avg)
-      outputs[f"latent_{name}_psi{psi:g}"] = samples.save_png(
-          os.path.join(FLAGS.out_dir, f"latent_{name}_psi{psi:g}.png"), g)
-
-  videos = {}
-  if FLAGS.videos:
-    frames = sgi.reference_video(sampler, x_src, x_ref, y_ref)
-    if frames:
-      videos["video_ref"] = video.write_video(os.path.join(FLAGS.out_dir, "video_ref.mp4"), frames, FLAGS.fps)
-    else:
-      logging.warning("video_ref: needs two references of the same domain; none written")
-    frames = sgi.latent_video(sampler, x_src, range(cfg.num_domains), z[:FLAGS.video_latent_codes], psis[0])
-    if frames:
-      videos["video_latent"] = video.write_video(os.path.join(FLAGS.out_dir, "video_latent.mp4"), frames, FLAGS.fps)
-
-  import dataclasses
-  result = {
-      "command": "launch.sample",
-      "checkpoint": {"path": loaded.source, "kind": loaded.kind, "step": loaded.step},
-      "config": dataclasses.asdict(cfg),
-      "domains": src.domains,
-      "sources": FLAGS.src_dir or "embedded sample data (val)",
-      "references": FLAGS.ref_dir or FLAGS.src_dir or "embedded sample data (val)",
-      "num_src": int(len(x_src)), "num_ref": int(len(x_ref)), "num_latent": FLAGS.num_latent, "psi": psis,
-      "seed": FLAGS.seed,
-      "images": {k: os.path.relpath(v, FLAGS.out_dir) for k, v in outputs.items()},
-      "videos": {k: {**v, "path": os.path.relpath(v["path"], FLAGS.out_dir)} for k, v in videos.items()},
-      "seconds": round(time.perf_counter() - t0, 2),
-      "device": str(jax.devices()[0]),
-  }
-  reports.write(FLAGS.out_dir, "results", result, title="StarGAN v2 samples")
+  try:
+    result = stargan_v2_samples.run(opts)
+  except (CheckpointError, ConversionError) as e:
+    raise app.UsageError(str(e) if str(e).startswith("--checkpoint") else f"--checkpoint={FLAGS.checkpoint}: {e}")
+  except (FileNotFoundError, ValueError) as e:  # a missing folder, wrong domain count, unreadable image (named)
+    raise app.UsageError(str(e))
+  except VideoWriteError as e:
+    cli.error(str(e))
   print(json.dumps(result, indent=2))
 
 

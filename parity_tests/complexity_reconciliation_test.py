@@ -12,6 +12,9 @@ pytest.importorskip("deepspeed")
 
 from jaxreenact.complexity import analytic, specs, torch_profile as tp, xla  # noqa: E402
 
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("complexity_reconciliation_test")
+
 
 def _jax_counts(m, batch=1):
   traced = jax.jit(m.fn).trace(*specs.make_args(m, batch))

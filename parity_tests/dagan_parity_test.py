@@ -13,6 +13,9 @@ from jaxreenact.models.dagan.dense_motion import DenseMotionNetwork
 from jaxreenact.testing import nchw_to_nhwc
 from parity_tests.dagan_common import B, S, close, nhwc, random_kp, state_dicts, tiny_config, torch_networks
 
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("dagan_parity_test")
+
 torch = pytest.importorskip("torch")
 
 

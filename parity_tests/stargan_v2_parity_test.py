@@ -13,6 +13,9 @@ torch = pytest.importorskip("torch")
 from torch_reference.stargan_v2 import losses as tlosses  # noqa: E402
 from torch_reference.stargan_v2 import model as tmodel  # noqa: E402
 
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("stargan_v2_parity_test")
+
 # 64 px exercises both high-pass masks (32 and 64 px); base_dim 32 keeps it cheap. The w_hpf=0 case keeps the
 # official base width (2**14 // 32 = 512 channels).
 HPF = stargan_v2.Config(img_size=64, num_domains=3, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=1, base_dim=32)

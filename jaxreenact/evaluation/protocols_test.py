@@ -7,6 +7,9 @@ import pytest
 from jaxreenact.evaluation import face_metrics, lpips, protocols
 from jaxreenact.inference import testing
 
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("protocols_test")
+
 
 @pytest.fixture(scope="module")
 def clip():

@@ -1,22 +1,21 @@
 """A damaged newest checkpoint: inference and conversion fall back to the newest step that restores (naming the
 damaged one, touching nothing); a resumed training run continues from it and moves the damaged step aside."""
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _train_cmd
+
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("checkpoint_fallback_test")
 
 
 def _train(workdir, total):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "launch.train", "--config", "configs/stargan_v2.py:tiny", "--workdir",
-                         str(workdir), f"--config.total_steps={total}", "--config.checkpoint_every=1",
-                         "--config.sample_every=1000", "--config.log_every=1"], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=900)
+  """The tiny run of the interrupt tests (same command and XLA flags: their compiled step is read from the cache)."""
+  cmd = _train_cmd(workdir, total, every=1) + ["--config.log_every=1"]
+  return subprocess.run(cmd, cwd=ROOT, env=_env(workdir.parent / "xla"), capture_output=True, text=True, timeout=900)
 
 
 def _damage(workdir, step):

@@ -20,6 +20,9 @@ import pytest
 from jaxreenact.checkpoint import runs
 from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _train_cmd
 
+# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
+pytestmark = pytest.mark.xdist_group("interrupt_test")
+
 TOTAL = 8  # checkpoints at steps 1, 5 and 8 (Orbax saves the first step, then _train_cmd saves every 5)
 
 
