@@ -53,13 +53,18 @@ def main(argv):
     cli.error(str(e))
   for key, (old, new) in allowed.items():
     logging.warning("resume: %s changed from %s to %s", key, old, new)
-  try:
+  cli.require_writable_dir("workdir", FLAGS.workdir)
+  try:  # data, checkpoints to start from, perceptual trunk: a missing or unusable one is named in one line
+    task = runners.TASKS[config.model_name](config)
+  except (FileNotFoundError, ValueError) as e:
+    logging.debug("building the %s task failed", config.model_name, exc_info=True)  # --verbosity=1 shows it
+    raise app.UsageError(str(e))
+  try:  # only now: a run that cannot start leaves no config.json to be refused on the next try
     os.makedirs(FLAGS.workdir, exist_ok=True)
     run_config.write(FLAGS.workdir, config_json)
   except OSError as e:
     raise app.UsageError(f"--workdir={FLAGS.workdir}: cannot write there: {e.strerror or e}")
   try:
-    task = runners.TASKS[config.model_name](config)
     notes = getattr(task, "notes", None)
     if notes:  # what was actually used (e.g. the perceptual trunk) goes next to the config
       with open(os.path.join(FLAGS.workdir, "run_notes.json"), "w") as f:
