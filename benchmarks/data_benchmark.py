@@ -12,6 +12,8 @@ import time
 
 from absl import app, flags
 
+from jaxreenact import machine as machine_info
+
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir with image_domains/ and talking_heads/ "
                                 "(default: the embedded sample data).")
 _IMG_SIZE = flags.DEFINE_integer("img_size", 256, "Output side in pixels.")
@@ -33,7 +35,7 @@ _PIPELINES = {
 
 
 def _make(name: str, data_dir: str, threads: int, batch: int):
-  from jaxreenact.data import pipelines
+  from jaxreenact.data import pipelines  # imports tensorflow_datasets (data builders)
 
   fn = {"stargan_v2": pipelines.stargan_v2_pipeline, "dagan": pipelines.dagan_pipeline,
         "depth": pipelines.depth_pipeline}[name]
@@ -43,10 +45,9 @@ def _make(name: str, data_dir: str, threads: int, batch: int):
 
 def main(argv) -> None:
   del argv
-  from jaxreenact.data import sample_data_dir
+  from jaxreenact.data import sample_data_dir  # imports tensorflow_datasets (data builders)
 
   data_dir = _DATA_DIR.value or sample_data_dir().stargan_v2
-  from jaxreenact import machine as machine_info
 
   machine = machine_info.describe(("PIL", "grain"))
   print(f"machine: {machine['platform']} | {machine['processor']} | {machine['cpu_count']} CPUs | "

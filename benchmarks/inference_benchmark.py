@@ -33,7 +33,7 @@ from typing import Any
 
 from absl import app, flags
 
-from jaxreenact import compile_cache, timing
+from jaxreenact import compile_cache, machine as machine_info, timing
 
 _CONFIG = flags.DEFINE_enum("config", "tiny", ["tiny", "vox256"], "DaGAN preset (the CLI's random:<config>).")
 _SIZE = flags.DEFINE_integer("size", None, "Frame size in pixels (default: 64 for tiny, 256 for vox256).")
@@ -53,7 +53,6 @@ def machine() -> dict[str, Any]:
   """``jaxreenact.machine.describe()`` (host, cores, versions, torch threads), the JAX device and the load."""
   import jax
 
-  from jaxreenact import machine as machine_info
   info = {**machine_info.describe(), "device": str(jax.devices()[0])}
   if hasattr(os, "getloadavg"):
     info["loadavg_1m_start"] = round(os.getloadavg()[0], 2)
@@ -75,7 +74,7 @@ def _frames(size: int, n: int):
   """n + 1 packaged talking-head frames (T, size, size, 3) in [0, 1], cycled when the clip is shorter."""
   import numpy as np
 
-  from jaxreenact.data import sample_data_dir, video_frames
+  from jaxreenact.data import sample_data_dir, video_frames  # imports tensorflow_datasets (data builders)
   clip = np.asarray(video_frames(sample_data_dir().dagan, "test", 0, size), np.float32)
   return clip[np.arange(n + 1) % len(clip)]
 
@@ -86,7 +85,7 @@ def torch_reenactor(cfg, variables: dict[str, Any]):
   import numpy as np
   import torch
 
-  from jaxreenact.checkpoint.dagan_convert import dagan_to_torch
+  from jaxreenact.checkpoint.dagan_convert import dagan_to_torch  # imports jax: keeps this module jax-free
   from torch_reference.dagan.factory import build_torch
   from torch_reference.dagan.model import normalize_kp
   nets = build_torch(cfg, depth=True)
@@ -127,7 +126,7 @@ def bench_dagan(config: str, size: int | None, batches: list[int], cli_batch: in
   import jax
   import numpy as np
 
-  from jaxreenact.inference import loading, reenact
+  from jaxreenact.inference import loading, reenact  # imports jax: keeps this module jax-free
   loaded = loading.load_dagan(f"random:{config}")
   cfg, variables = loaded.config, jax.tree.map(np.asarray, loaded.variables)
   gen = variables["generator"]["params"]
@@ -190,9 +189,9 @@ def bench_stargan(preset: str, batch: int, repeats: int, warmup: int, use_torch:
   import numpy as np
   import torch
 
-  from jaxreenact.checkpoint.stargan_v2_convert import stargan_v2_from_torch
-  from jaxreenact.inference import loading
-  from jaxreenact.inference import stargan_v2 as sgi
+  from jaxreenact.checkpoint.stargan_v2_convert import stargan_v2_from_torch  # imports jax: keeps this module jax-free
+  from jaxreenact.inference import loading  # imports jax: keeps this module jax-free
+  from jaxreenact.inference import stargan_v2 as sgi  # imports jax: keeps this module jax-free
   from torch_reference.stargan_v2 import model as tmodel
   cfg = loading.load_stargan_v2(f"random:{preset}").config  # the CLI preset's architecture
   if cfg.w_hpf > 0:

@@ -65,7 +65,7 @@ def main(argv):
   compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import jax
   jax.config.update("jax_default_matmul_precision", "highest")  # the float32 side is true float32
-  from jaxreenact.train import precision_check
+  from jaxreenact.train import precision_check  # imports jax: keeps this module jax-free
   res = precision_check.compare(FLAGS.model, FLAGS.steps, FLAGS.batch, FLAGS.seed,
                                 progress=lambda msg: print(msg, flush=True))
   os.makedirs(FLAGS.out, exist_ok=True)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreenact.checkpoint import depth_convert, torch_io
 from jaxreenact.checkpoint.naming import ConversionError, strip_prefix, to_numpy
 from jaxreenact.layers.antialias import gaussian_kernel
 from jaxreenact.models import dagan
@@ -213,7 +214,6 @@ def dagan_from_torch(state_dicts: Mapping[str, Mapping[str, Any]], cfg: dagan.Co
   expected = expected_variables(cfg)
   out: dict[str, Any] = {}
   if "depth_encoder" in state_dicts:
-    from jaxreenact.checkpoint import depth_convert
     out["depth"], _ = depth_convert.depth_from_torch(
         state_dicts["depth_encoder"], state_dicts["depth_decoder"], dagan.build(cfg).depth,
         source_names=(f"{source}[depth_encoder]", f"{source}[depth_decoder]"))
@@ -267,7 +267,6 @@ def dagan_to_torch(variables: Mapping[str, Any], cfg: dagan.Config) -> dict[str,
     raise ConversionError(f"dagan_to_torch: unknown networks {unknown}; expected a subset of "
                           f"{['depth', *NETWORKS]}")
   if "depth" in variables:
-    from jaxreenact.checkpoint import depth_convert
     enc, dec = depth_convert.depth_to_torch(variables["depth"], dagan.build(cfg).depth)
     out["depth_encoder"], out["depth_decoder"] = enc, dec
   for name in NETWORKS:
@@ -289,7 +288,6 @@ def load_dagan_checkpoint(ckpt_path: str | os.PathLike, cfg: dagan.Config,
   Returns:
     {"kp_detector", "generator", ["discriminator" if the file has it], ["depth" if both depth files given]}.
   """
-  from jaxreenact.checkpoint import torch_io
 
   path = os.fspath(ckpt_path)
   ckpt = torch_io.load(path, "a DaGAN checkpoint (.pth.tar)")
@@ -302,7 +300,6 @@ def load_dagan_checkpoint(ckpt_path: str | os.PathLike, cfg: dagan.Config,
     raise ConversionError(f"{path}: give both depth_encoder_path and depth_decoder_path, or neither")
   out = dagan_from_torch(state_dicts, cfg, source=path)
   if depth_encoder_path is not None:
-    from jaxreenact.checkpoint import depth_convert
     out["depth"], _ = depth_convert.load_depth_files(os.fspath(depth_encoder_path), os.fspath(depth_decoder_path),
                                                      dagan.build(cfg).depth)
   return out

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreenact.checkpoint import torch_io
 from jaxreenact.checkpoint.naming import ConversionError, convert_from_torch, convert_to_torch, strip_prefix, to_numpy
 from jaxreenact.models.dagan.depth import EXPANSION, RESNET_PRESETS, DepthNet
 
@@ -203,7 +204,6 @@ def depth_to_torch(variables: Mapping[str, Any], cfg_or_fields: Any = None,
 
 def load_depth_files(encoder_path: str, decoder_path: str, cfg_or_fields: Any = None) -> tuple[dict, dict]:
   """Loads ``encoder.pth`` and ``depth.pth`` (``torch.load(weights_only=True)``) -> (variables, metadata)."""
-  from jaxreenact.checkpoint import torch_io
 
   encoder_sd = torch_io.load(encoder_path, "the depth encoder state_dict (encoder.pth)")
   decoder_sd = torch_io.load(decoder_path, "the depth decoder state_dict (depth.pth)")

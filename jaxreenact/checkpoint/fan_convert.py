@@ -14,6 +14,8 @@ from typing import Any, Iterator, Mapping
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreenact.checkpoint import torch_io
+
 _log = logging.getLogger(__name__)
 
 _BN_LEAVES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -166,7 +168,6 @@ def load_wing_checkpoint(path: str, ignore_unknown: bool = True, num_landmarks: 
   Returns:
     ``{"params": ..., "batch_stats": ...}``.
   """
-  from jaxreenact.checkpoint import torch_io
 
   ckpt = torch_io.load(path, "the FAN weights (wing.ckpt)")
   if isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping):

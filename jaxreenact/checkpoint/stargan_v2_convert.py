@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxreenact.checkpoint import fan_convert, torch_io
 from jaxreenact.checkpoint.naming import ConversionError, convert_from_torch, convert_to_torch, strip_prefix, to_numpy
 from jaxreenact.layers.filters import HIGH_PASS_KERNEL
 from jaxreenact.models import stargan_v2
@@ -32,7 +33,6 @@ def stargan_v2_from_torch(state_dicts: Mapping[str, Mapping[str, Any]], cfg: sta
   for name, sd in state_dicts.items():
     where = f"{source}[{name}]"
     if name == "fan":
-      from jaxreenact.checkpoint import fan_convert
       out["fan"] = fan_convert.fan_from_torch(sd, source=where)
       continue
     module = nets.modules()[name]
@@ -68,7 +68,6 @@ def stargan_v2_to_torch(variables: Mapping[str, Any], cfg: stargan_v2.Config) ->
   out = {}
   for name, v in variables.items():
     if name == "fan":
-      from jaxreenact.checkpoint import fan_convert
       out["fan"] = fan_convert.fan_to_torch(v)
       continue
     if name not in stargan_v2.MODULES:
@@ -82,7 +81,6 @@ def stargan_v2_to_torch(variables: Mapping[str, Any], cfg: stargan_v2.Config) ->
 
 def read_torch_file(path: str | os.PathLike) -> dict[str, Any]:
   """torch.load(weights_only=True) with a clear error; returns the top-level dict."""
-  from jaxreenact.checkpoint import torch_io
   return dict(torch_io.load(path, "a StarGAN v2 checkpoint (a dict of state_dicts, *_nets_ema.ckpt)"))
 
 

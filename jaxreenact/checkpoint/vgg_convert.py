@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxreenact.checkpoint import torch_io
 from jaxreenact.models.vgg import CONV_WIDTHS, VGGFeatures
 
 # torchvision `features.{i}` index of each of the 13 convolutions VGGFeatures runs
@@ -29,7 +30,6 @@ def load_vgg19_torch(path: str | os.PathLike) -> dict[str, Any]:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"VGG19 weights not found: {path}")
-  from jaxreenact.checkpoint import torch_io
   sd = dict(torch_io.load(path, "a torchvision vgg19 state_dict"))
   sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
   flat = {}

@@ -88,8 +88,8 @@ def stargan_v2_adapter(config, data_dir: str | None, seed: int) -> Adapter:
   """core/solver.py: D latent, D reference, G latent (G, F, E), G reference (G); EMA; λ_ds decay."""
   import torch
 
-  from jaxreenact.data import stargan_v2_pipeline
-  from jaxreenact.models.stargan_v2 import Config
+  from jaxreenact.data import stargan_v2_pipeline  # imports tensorflow_datasets (data builders)
+  from jaxreenact.models.stargan_v2 import Config  # imports jax: keeps this module jax-free
   from torch_reference.stargan_v2 import model as tmodel
   from torch_reference.stargan_v2 import train as ttrain
 
@@ -133,8 +133,8 @@ def depth_adapter(config, data_dir: str | None, seed: int) -> Adapter:
   """Face-Depth-Network trainer.py: one backward of the summed photometric/smoothness loss, every network steps."""
   import torch
 
-  from jaxreenact.data import depth_pipeline
-  from jaxreenact.train.depth import Config
+  from jaxreenact.data import depth_pipeline  # imports tensorflow_datasets (data builders)
+  from jaxreenact.train.depth import Config  # imports jax: keeps this module jax-free
   from torch_reference.dagan import depth_train as tdepth
 
   cfg = Config.from_config(config.model)
@@ -175,9 +175,9 @@ def dagan_adapter(config, data_dir: str | None, seed: int) -> Adapter:
 
   import torch
 
-  from jaxreenact.checkpoint.vgg_convert import load_vgg16_lpips, vgg_to_torch
-  from jaxreenact.data import dagan_pipeline
-  from jaxreenact.train.dagan_runner import model_config
+  from jaxreenact.checkpoint.vgg_convert import load_vgg16_lpips, vgg_to_torch  # imports jax (module is jax-free)
+  from jaxreenact.data import dagan_pipeline  # imports tensorflow_datasets (data builders)
+  from jaxreenact.train.dagan_runner import model_config  # imports jax: keeps this module jax-free
   from torch_reference.dagan import model as tM
   from torch_reference.dagan import train as ttrain
   from torch_reference.dagan.factory import build_torch
@@ -231,7 +231,7 @@ ADAPTERS: dict[str, Callable[..., Adapter]] = {"stargan_v2": stargan_v2_adapter,
 
 
 def _sample_dir(model: str) -> str:
-  from jaxreenact.data import sample_data_dir
+  from jaxreenact.data import sample_data_dir  # imports tensorflow_datasets (data builders)
   return getattr(sample_data_dir(), model)
 
 

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxreenact import machine
-from jaxreenact.complexity import analytic, latency, reconcile, specs, xla
+from jaxreenact.complexity import analytic, latency, reconcile, report_writers, specs, xla
 
 V100_FP32_PEAK = 15.7e12  # NVIDIA V100 SXM2 FP32 peak FLOPS (the study's GPU); tensor-core FP16 peak 125e12
 V100_FP16_TC_PEAK = 125e12
@@ -118,7 +118,7 @@ def _torch_module_readings(m: specs.ModuleSpec, nets_cache: dict, batch: int, tr
   """FlopCounterMode (fwd, bwd) and torch analytic on meta; DeepSpeed on CPU at ``batch`` and for ``train_batch``."""
   import torch
 
-  from jaxreenact.complexity import torch_profile as tp
+  from jaxreenact.complexity import torch_profile as tp  # torch: optional extra
   ts = m.torch
   out: dict[str, Any] = {}
   tc = None
@@ -363,7 +363,7 @@ def train_record(spec: specs.ModelSpec, modules: dict[str, dict], opts: Options,
   if have_ds:
     rec.update(deepspeed_flops_fwd_composed=ds_flops, deepspeed_macs_fwd_composed=ds_macs)
   if opts.deepspeed and tr.torch_wrapper is not None and nets_cache is not None:
-    from jaxreenact.complexity import torch_profile as tp
+    from jaxreenact.complexity import torch_profile as tp  # torch: optional extra
     dev = opts.deepspeed_device
     wrapper = tr.torch_wrapper(nets_cache[id(tr.torch_build)].get(dev))
     whole = tp.deepspeed_profile(wrapper, tr.torch_inputs(b, dev), no_grad=False)  # R1 / jacobians need autograd
@@ -382,7 +382,7 @@ def train_record(spec: specs.ModelSpec, modules: dict[str, dict], opts: Options,
     rec.update(deepspeed_flops_fwd=ds_flops, deepspeed_macs_fwd=ds_macs,
                deepspeed_note="forward passes composed from fresh per-module readings at the training batch")
   if opts.torch and tr.torch_iteration is not None and nets_cache is not None:
-    from jaxreenact.complexity import torch_profile as tp
+    from jaxreenact.complexity import torch_profile as tp  # torch: optional extra
     tn = nets_cache[id(tr.torch_build)].get("meta")
     for matched in (False, True):
       with analytic.TorchMacCounter() as tc, tp.flop_counter_mode() as fc:
@@ -426,7 +426,7 @@ def engine_profile(spec: specs.ModelSpec, batch: int, nets_cache: dict, log: Pro
   """DeepSpeed engine profile (the study's table format) of one training iteration on the CPU, at ``batch``."""
   import torch
 
-  from jaxreenact.complexity import torch_profile as tp
+  from jaxreenact.complexity import torch_profile as tp  # torch: optional extra
   tr = spec.train
   cpu = nets_cache[id(tr.torch_build)].get("cpu")
   torch.manual_seed(0)
@@ -653,7 +653,6 @@ def build_report(model_specs: list[specs.ModelSpec], opts: Options, log: Progres
 
 def write_report(report: dict[str, Any], out_dir: str, charts: bool = True) -> list[str]:
   """Writes complexity.json, complexity.md and the PNG charts; returns the paths written."""
-  from jaxreenact.complexity import report_writers
   os.makedirs(out_dir, exist_ok=True)
   paths = [os.path.join(out_dir, "complexity.json")]
   with open(paths[0], "w") as f:

@@ -28,7 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreenact.models import count_params
+from jaxreenact.models import count_params, dagan, stargan_v2 as sg
+from jaxreenact.models.dagan.dense_motion import DenseMotionNetwork
+from jaxreenact.models.vgg import VGGFeatures
+from jaxreenact.train import dagan as dg, stargan_v2 as sg_train
 
 Sds = jax.ShapeDtypeStruct
 
@@ -196,7 +199,6 @@ STARGAN_STUDY = {"gpus": 4, "batch_per_gpu": 8, "dataset": "CelebA-HQ (the study
 
 
 def stargan_v2_config(name: str):
-  from jaxreenact.models import stargan_v2 as sg
   if name in sg.PRESETS:  # tiny: the FAN always runs at 256 px, so tiny has no masks
     return sg.Config.preset(name)
   if name == "tiny_hpf":  # tiny with the high-pass path (FAN at 256 px: costly)
@@ -231,7 +233,6 @@ def _t(shape, device, kind="float"):
 
 def stargan_v2_spec(config_name: str = "celeba_hq", *, with_torch: bool = True):
   """The StarGAN v2 ModelSpec for a named config (celeba_hq | afhq | expressions | tiny | tiny_hpf)."""
-  from jaxreenact.models import stargan_v2 as sg
 
   cfg = stargan_v2_config(config_name)
   nets = sg.build(cfg)
@@ -304,7 +305,6 @@ def stargan_v2_spec(config_name: str = "celeba_hq", *, with_torch: bool = True):
 
 
 def _stargan_train_spec(cfg, nets, shapes, build) -> TrainSpec:
-  from jaxreenact.train import stargan_v2 as sg_train
 
   size, hpf = cfg.img_size, cfg.w_hpf > 0
   hp = sg_train.HParams()  # the λ values do not change the work
@@ -433,8 +433,6 @@ DAGAN_TPS_POINTS = 5  # train_params.transform_params.points_tps
 def dagan_config(name: str):
   """(model Config, training HParams, image size) of a named config: a ``dagan.PRESETS`` name resolves exactly as
   ``launch.train --config configs/dagan.py:<name>`` does; ``vox256_r50`` is vox256 with the ResNet-50 depth."""
-  from jaxreenact.models import dagan
-  from jaxreenact.train import dagan as dg
   if name == "vox256_r50":
     return dagan.Config.vox256(depth_layers=50), dg.HParams.preset("vox256"), dg.IMAGE_SIZES["vox256"]
   if name in dagan.PRESETS:
@@ -496,9 +494,6 @@ def _t01(shape, device):
 def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True,
                perceptual_trunk: str = "vgg19") -> ModelSpec:
   """The DaGAN ModelSpec: depth, KP detector, dense motion, generator, discriminator, VGG pyramid, train step."""
-  from jaxreenact.models.vgg import VGGFeatures
-  from jaxreenact.models import dagan
-  from jaxreenact.models.dagan.dense_motion import DenseMotionNetwork
 
   cfg, hp, size = dagan_config(config_name)
   scales = tuple(1 if s == 1 else s for s in hp.scales)  # official keys: prediction_1, prediction_0.5, ...
@@ -595,7 +590,6 @@ def dagan_spec(config_name: str = "vox256", *, with_torch: bool = True,
 
 
 def _dagan_train_spec(cfg, hp, size, scales, shapes, vgg, build, trunk) -> TrainSpec:
-  from jaxreenact.train import dagan as dg
 
   disc_scales = tuple(cfg.discriminator_params.scales)
   p = hp.points_tps

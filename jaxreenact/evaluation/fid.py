@@ -167,7 +167,7 @@ class OfficialStarGANInception(_Extractor):
   def __init__(self, weights_path: str | os.PathLike | None, img_size: int = 256, **kw):
     super().__init__(**kw)
     torch = _require_torch()
-    from jaxreenact.evaluation import inception_v3
+    from jaxreenact.evaluation import inception_v3  # torch: optional extra
     path = assets.user_file(weights_path, "--inception_weights",
                             "torchvision's Inception-v3 ImageNet weights (inception_v3_google-0cc3c7bd.pth) for the "
                             "official StarGAN v2 FID variant")

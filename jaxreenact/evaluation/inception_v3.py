@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jaxreenact.checkpoint import torch_io
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -169,7 +171,6 @@ IGNORED_PREFIXES = ("AuxLogits.", "fc.")  # classifier heads in torchvision's fi
 def load_torchvision_weights(path: str | os.PathLike) -> InceptionV3Features:
   """InceptionV3Features in eval mode with torchvision's ImageNet weights (``torch.load(weights_only=True)``)."""
   path = os.fspath(path)
-  from jaxreenact.checkpoint import torch_io
   sd = dict(torch_io.load(path, "a torchvision Inception-v3 state_dict"))
   sd = {k: v for k, v in sd.items() if not k.startswith(IGNORED_PREFIXES)}
   model = InceptionV3Features()

@@ -22,6 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxreenact.evaluation import image_metrics
+from jaxreenact.evaluation.face_metrics import frame_face_metrics
+from jaxreenact.evaluation.fid import fid_from_features
 from jaxreenact.evaluation.lpips import LPIPS, diversity_of, pairwise_values
 from jaxreenact.models.dagan.config import AnimationOptions
 
@@ -114,7 +116,6 @@ def evaluate_stargan_v2(sampler, data: StarGANEvalData, *, out_dir: str, modes: 
           if (variant, trg) not in real_feats:
             real = data.train_images[data.train_labels == trg]
             real_feats[(variant, trg)] = extractor.features(real, (-1, 1), desc=f"inception real {trg_name}")
-          from jaxreenact.evaluation.fid import fid_from_features
           fake_feats = extractor.features(fake, (-1, 1), desc=f"inception {task}")
           fid_tasks[variant][task] = fid_from_features(real_feats[(variant, trg)], fake_feats)
           task_details["fake_features"][variant] = _per_source(fake_feats, len(x_all), batch_size, num_outs)
@@ -188,7 +189,6 @@ def reconstruction_metrics(source: np.ndarray, driving: np.ndarray, prediction: 
   if face:
     if analyzer is None:
       raise ValueError(f"metrics {face} need a FaceAnalyzer")
-    from jaxreenact.evaluation.face_metrics import frame_face_metrics
     to_u8 = lambda x: (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
     src_info = analyzer.analyze(to_u8(source))
     per = [frame_face_metrics(analyzer, to_u8(p), to_u8(d), src_info) for p, d in zip(prediction, driving)]

@@ -21,7 +21,11 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from jaxreenact import shipped
+from jaxreenact.checkpoint import depth_convert, orbax_io, stargan_v2_convert, torch_convert
+from jaxreenact.checkpoint.fan_convert import load_wing_checkpoint
 from jaxreenact.checkpoint.runs import CheckpointError, restore_training_state  # noqa: F401 - part of this API
+from jaxreenact.models import dagan, stargan_v2
 
 STARGAN_MODULES = ("generator", "mapping_network", "style_encoder")
 # What inference reads of a training checkpoint (never the optimiser states, the step counter or the rng).
@@ -69,7 +73,6 @@ def is_training_workdir(path: str | os.PathLike) -> bool:
 
 def _existing(path: str | os.PathLike) -> tuple[Path, str]:
   """(path, kind) of a checkpoint path that must exist; ``shipped:<name>`` names weights inside the package."""
-  from jaxreenact import shipped
   name = shipped.name_of(path)
   if name is not None:
     try:
@@ -109,7 +112,6 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
     step: workdir step (default: latest).
     config: a ``stargan_v2.Config`` overriding the one found with the weights.
   """
-  from jaxreenact.models import stargan_v2
   variant = random_variant(path)
   if variant is not None:
     if variant not in stargan_v2.PRESETS and config is None:
@@ -125,7 +127,6 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
     if cfg.w_hpf > 0 and not wing_ckpt:
       raise CheckpointError("a random w_hpf > 0 model still needs --wing_ckpt (FAN weights) for its masks")
     if wing_ckpt:
-      from jaxreenact.checkpoint.fan_convert import load_wing_checkpoint
       variables["fan"] = load_wing_checkpoint(wing_ckpt)
     return Loaded("stargan_v2", cfg, variables, os.fspath(path), "random", None)
   p, kind = _existing(path)
@@ -138,7 +139,6 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
       variables["fan"] = state["fan"]
     cfg = config or stargan_v2.Config(**_drop_none(dict(cfg_json.get("model", {}))))
   elif kind == "orbax":
-    from jaxreenact.checkpoint import orbax_io
     tree, meta = orbax_io.load_variables(p)
     if meta.get("model", "stargan_v2") != "stargan_v2":
       raise CheckpointError(f"{p}: holds a {meta['model']} checkpoint, not StarGAN v2")
@@ -151,7 +151,6 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
                             f"{list(STARGAN_MODULES)}")
     variables = {m: tree[m] for m in (*STARGAN_MODULES, "fan") if m in tree}
   else:
-    from jaxreenact.checkpoint import stargan_v2_convert
     obj = stargan_v2_convert.read_torch_file(p)
     missing = [m for m in STARGAN_MODULES if m not in obj]
     if missing:
@@ -161,7 +160,6 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
                                                     source=os.fspath(p))
     variables = stargan_v2_convert.stargan_v2_from_torch(nets_only, cfg, source=os.fspath(p))
   if cfg.w_hpf > 0 and wing_ckpt:
-    from jaxreenact.checkpoint.fan_convert import load_wing_checkpoint
     variables["fan"] = load_wing_checkpoint(wing_ckpt)
   if cfg.w_hpf > 0 and variables.get("fan") is None:
     raise CheckpointError(f"{p}: w_hpf={cfg.w_hpf} needs the FAN weights for the high-pass masks: pass "
@@ -175,7 +173,6 @@ def load_stargan_v2(path: str | os.PathLike, *, wing_ckpt: str | None = None, st
 
 def dagan_config_from_dict(d: dict | None, default: Any = None):
   """A dagan.Config from a config.json / metadata dict (nested sections), or ``default`` (vox256)."""
-  from jaxreenact.models import dagan
   if not d:
     return default or dagan.Config.vox256()
   d = dict(d)
@@ -204,7 +201,6 @@ def random_dagan_variables(cfg, seed: int = 0) -> dict[str, Any]:
   head at its official init (zero kernel, identity bias, so Jacobians are invertible), attention γ = 0.
   (On a busy 2-core CPU the jitted ``init`` of the tiny networks takes about a minute; this takes a second.)
   """
-  from jaxreenact.models import dagan
   nets = dagan.build(cfg)
   size = max(64, dagan.min_image_size(cfg))  # DepthNet needs >= 64 px
   inputs = dagan.example_inputs(cfg, size)
@@ -252,7 +248,6 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
   """
   variant = random_variant(path)
   if variant is not None:
-    from jaxreenact.models import dagan
     if variant not in dagan.PRESETS and config is None:
       raise CheckpointError(f"--checkpoint=random:{variant}: unknown preset; use random:<{'|'.join(dagan.PRESETS)}>")
     cfg = config or dagan.Config.preset(variant)
@@ -272,23 +267,18 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
         model_dict = json.load(f).get("model_config", model_dict)
     cfg = config or dagan_config_from_dict(model_dict)
   elif kind == "orbax":
-    from jaxreenact.checkpoint import orbax_io
     tree, meta = orbax_io.load_variables(p)
     if meta.get("model", "dagan") != "dagan":
       raise CheckpointError(f"{p}: holds a {meta['model']} checkpoint, not DaGAN")
     cfg = config or dagan_config_from_dict(meta.get("config"))
     variables = {k: tree[k] for k in ("depth", "kp_detector", "generator") if k in tree}
   else:
-    from jaxreenact.checkpoint import torch_convert
-    from jaxreenact.models import dagan
     cfg = config or dagan.Config.vox256()
     variables = torch_convert.load_dagan_checkpoint(p, cfg)
     variables.pop("discriminator", None)
   if depth_encoder or depth_decoder:
     if not (depth_encoder and depth_decoder):
       raise CheckpointError("give both --depth_encoder (encoder.pth) and --depth_decoder (depth.pth)")
-    from jaxreenact.checkpoint import depth_convert
-    from jaxreenact.models import dagan
     variables["depth"], _ = depth_convert.load_depth_files(os.fspath(depth_encoder), os.fspath(depth_decoder),
                                                            dagan.build(cfg).depth)
   missing = [k for k in ("kp_detector", "generator") if k not in variables]
@@ -307,7 +297,6 @@ def load_dagan(path: str | os.PathLike, *, depth_encoder: str | None = None, dep
 def export_inference_weights(loaded: Loaded, out_dir: str | os.PathLike, **metadata: Any) -> dict[str, Any]:
   """Writes the inference networks of ``loaded`` as a ``launch.convert`` Orbax directory (no optimiser state, no
   discriminator, no frozen VGG) that every inference command reads; returns the metadata written."""
-  from jaxreenact.checkpoint import orbax_io
   config = json.loads(json.dumps(dataclasses.asdict(loaded.config), default=str))
   meta = {"model": loaded.model, "config": config, "source": loaded.source, "source_kind": loaded.kind,
           "step": loaded.step, "modules": sorted(loaded.variables), **metadata}

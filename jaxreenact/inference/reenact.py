@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxreenact.evaluation.face_metrics import default_analyzer
 from jaxreenact.images import to_uint8
 from jaxreenact.models import dagan
 from jaxreenact.models.dagan.config import AnimationOptions as Options  # demo.py's flags, defined with the model
@@ -61,13 +62,13 @@ def resize_frames(frames: Sequence[np.ndarray], size: int, what: str) -> np.ndar
 
 def square_crop_box(box: Sequence[float], frame_hw: tuple[int, int], increase: float) -> tuple[int, int, int, int]:
   """FOMM crop-video.py box growth (then shifted inside the frame and kept square)."""
-  from jaxreenact.data.faces import tube_crop_box
+  from jaxreenact.data.faces import tube_crop_box  # imports tensorflow_datasets (data builders)
   return tube_crop_box(box, frame_hw, increase)
 
 
 def crop_source(image: np.ndarray, increase: float = 0.4) -> tuple[np.ndarray, dict]:
   """Square crop around the best face of a still (uint8); the whole image when none is found."""
-  from jaxreenact.data.faces import FaceDetector
+  from jaxreenact.data.faces import FaceDetector  # imports tensorflow_datasets (data builders)
   faces = FaceDetector("auto", landmarks=False).detect(image, landmarks=False)
   if not faces:
     log.warning("no face found in the source image: using it uncropped")
@@ -79,7 +80,7 @@ def crop_source(image: np.ndarray, increase: float = 0.4) -> tuple[np.ndarray, d
 
 def crop_driving(frames: Sequence[np.ndarray], increase: float = 0.4, every: int = 5) -> tuple[list[np.ndarray], dict]:
   """One fixed square crop for the whole clip: the union of the face boxes (every k-th frame), FOMM-style."""
-  from jaxreenact.data.faces import FaceDetector
+  from jaxreenact.data.faces import FaceDetector  # imports tensorflow_datasets (data builders)
   det = FaceDetector("auto", landmarks=False)
   boxes = [f[0].box for t in range(0, len(frames), every) if (f := det.detect(frames[t], landmarks=False))]
   if not boxes:
@@ -103,7 +104,6 @@ def _normalized_landmarks(lm: np.ndarray) -> np.ndarray:
 def find_best_frame(source: np.ndarray, driving: Sequence[np.ndarray], progress: bool = True) -> tuple[int, dict]:
   """Index of the driving frame whose centred, hull-area-normalised 68 landmarks are closest (sum of squares) to
   the source's. Frames without a detected face are skipped; 0 when the source has no face."""
-  from jaxreenact.evaluation.face_metrics import default_analyzer
   analyzer = default_analyzer(embeddings=False)
   to_u8 = lambda x: (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) if x.dtype != np.uint8 else x  # noqa: E731
   src = analyzer.landmarks(to_u8(source))

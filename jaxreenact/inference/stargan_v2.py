@@ -73,7 +73,7 @@ def load_domain_folder(root: str | os.PathLike, img_size: int, num_domains: int 
 def load_sample_domains(img_size: int, split: str = "val", max_per_domain: int | None = None,
                         num_domains: int | None = None) -> DomainImages:
   """The embedded sample data's image_domains split (lfw, photo) as :class:`DomainImages`."""
-  from jaxreenact.data import load_image_domains, sample_data_dir
+  from jaxreenact.data import load_image_domains, sample_data_dir  # imports tensorflow_datasets (data builders)
   view = load_image_domains(sample_data_dir().stargan_v2, split)
   if num_domains is not None and len(view.domains) != num_domains:
     raise ValueError(f"the embedded sample data has {len(view.domains)} domains {view.domains}, but the checkpoint "

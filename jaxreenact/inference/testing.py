@@ -7,7 +7,7 @@ import functools
 @functools.lru_cache(maxsize=1)
 def tiny_reenactor():
   """A Reenactor of ``random:tiny`` DaGAN (use at 64 px)."""
-  from jaxreenact.inference import loading, reenact
+  from jaxreenact.inference import loading, reenact  # imports jax: keeps this module jax-free
   loaded = loading.load_dagan("random:tiny")
   return reenact.Reenactor(loaded.config, loaded.variables)
 
@@ -15,7 +15,7 @@ def tiny_reenactor():
 @functools.lru_cache(maxsize=1)
 def tiny_sampler():
   """A Sampler of ``random:tiny`` StarGAN v2 (32 px), batch size 4."""
-  from jaxreenact.inference import loading
-  from jaxreenact.inference import stargan_v2 as sgi
+  from jaxreenact.inference import loading  # imports jax: keeps this module jax-free
+  from jaxreenact.inference import stargan_v2 as sgi  # imports jax: keeps this module jax-free
   loaded = loading.load_stargan_v2("random:tiny")
   return sgi.Sampler(loaded.config, loaded.variables, batch_size=4)

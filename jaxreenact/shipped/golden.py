@@ -11,14 +11,15 @@ import os
 
 import numpy as np
 
+from jaxreenact.study import media
+
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden.npz")
 
 
 def compute() -> dict[str, np.ndarray]:
   """Outputs of both shipped models on fixed sample-data inputs."""
-  from jaxreenact.inference import loading, reenact
-  from jaxreenact.inference import stargan_v2 as sgi
-  from jaxreenact.study import media
+  from jaxreenact.inference import loading, reenact  # imports jax: keeps this module jax-free
+  from jaxreenact.inference import stargan_v2 as sgi  # imports jax: keeps this module jax-free
   out = {}
   dg = loading.load_dagan("shipped:dagan_tiny")
   size = 64

@@ -29,7 +29,10 @@ import time
 import traceback
 from typing import Any, Callable
 
+from jaxreenact import machine, shipped
+from jaxreenact.data.media import unwritable_reason
 from jaxreenact.jsonutil import jsonable
+from jaxreenact.study import media, report
 
 STAGES = ("train_stargan_v2", "train_dagan", "speed_stargan_v2", "speed_dagan", "complexity", "quality_stargan_v2",
           "quality_dagan", "media")
@@ -79,7 +82,6 @@ class Options:
         raise ValueError(f"--{opt}={v}: does not exist")
     if self.devices < 1 or (self.steps is not None and self.steps < 1):
       raise ValueError("--devices and --steps must be positive")
-    from jaxreenact.data.media import unwritable_reason
     problem = unwritable_reason(self.workdir)
     if problem:
       raise ValueError(f"--workdir={self.workdir}: {problem}")
@@ -281,7 +283,6 @@ def _train(r: Runner, model: str) -> dict:
 
 
 def _speed(r: Runner, model: str) -> dict:
-  from jaxreenact import machine
   o = r.opts
   out = os.path.join(r.dir, f"bench_{model}.json")
   cfg = "tiny" if o.config_variant == "tiny" else "paper"
@@ -304,8 +305,7 @@ def _complexity(r: Runner) -> dict:
 
 def _shipped_system(name: str):
   """The shipped-weights System, or None (with the reason) when they are not installed."""
-  from jaxreenact import shipped
-  from jaxreenact.study import quality
+  from jaxreenact.study import quality  # imports jax: keeps this module jax-free
   try:
     prov = shipped.provenance(name)
   except (FileNotFoundError, ValueError) as e:
@@ -316,7 +316,7 @@ def _shipped_system(name: str):
 
 
 def _model_systems(r: Runner, model: str, trained: dict) -> tuple[list, list[str]]:
-  from jaxreenact.study import quality
+  from jaxreenact.study import quality  # imports jax: keeps this module jax-free
   o = r.opts
   systems, notes = [], []
   user_ckpt = o.stargan_ckpt if model == "stargan_v2" else o.dagan_ckpt
@@ -345,12 +345,12 @@ def _depth_files(o: Options) -> tuple[str, str] | None:
 
 def _reference_config(r: Runner, model: str, systems: list):
   """The architecture the 'untrained' baseline is drawn from: the first evaluated model's."""
-  from jaxreenact.study import quality
+  from jaxreenact.study import quality  # imports jax: keeps this module jax-free
   return quality.load_checkpoint(model, systems[0].spec, _depth_files(r.opts)).config
 
 
 def _quality(r: Runner, model: str, trained: dict) -> dict:
-  from jaxreenact.study import quality
+  from jaxreenact.study import quality  # imports jax: keeps this module jax-free
   o = r.opts
   systems, notes = _model_systems(r, model, trained)
   ref_cfg = _reference_config(r, model, systems)
@@ -370,7 +370,6 @@ def _quality(r: Runner, model: str, trained: dict) -> dict:
 
 
 def _media(r: Runner, trained: dict) -> dict:
-  from jaxreenact.study import media
   o = r.opts
   systems, notes = _model_systems(r, "dagan", trained)
   res = media.dagan_media(systems, out_dir=os.path.join(o.workdir, "media"), size=o.size, data_dir=o.dagan_data,
@@ -380,7 +379,6 @@ def _media(r: Runner, trained: dict) -> dict:
 
 def run(opts: Options) -> dict[str, Any]:
   """Runs (or reuses) every stage and writes the report; returns {'stages', 'report': paths, 'failed': [...]}."""
-  from jaxreenact.study import report
   opts.validate()
   opts.workdir = os.path.abspath(opts.workdir)
   os.makedirs(opts.workdir, exist_ok=True)

@@ -12,20 +12,22 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from jaxreenact.train import samples
+
 Progress = Callable[[int, int], None]
 
 
 def astronaut(size: int) -> np.ndarray:
   """The embedded sample data's aligned astronaut face, (size, size, 3) in [0, 1]."""
-  from jaxreenact.data import media, sample_data_dir
-  from jaxreenact.inference import reenact
+  from jaxreenact.data import media, sample_data_dir  # imports tensorflow_datasets (data builders)
+  from jaxreenact.inference import reenact  # imports jax: keeps this module jax-free
   path = os.path.join(sample_data_dir().root, "raw", "images", "train", "photo", "astronaut.png")
   return reenact.resize_frames([media.read_image_file(path)], size, "the astronaut photo")[0]
 
 
 def held_out_clips(data_dir: str | None, size: int) -> dict[str, np.ndarray]:
   """{'train': first training clip, 'test': first held-out clip}, frames (T, size, size, 3) in [0, 1]."""
-  from jaxreenact.data import load_talking_heads, sample_data_dir, video_frames
+  from jaxreenact.data import load_talking_heads, sample_data_dir, video_frames  # imports tensorflow_datasets
   data_dir = data_dir or sample_data_dir().dagan
   out = {}
   for split in ("train", "test"):
@@ -43,9 +45,8 @@ def dagan_media(systems: Sequence[Any], *, out_dir: str, size: int, data_dir: st
     systems: ``quality.System`` models (checkpoint specs), e.g. the model trained here and the shipped weights.
     fps: the sample clip is 25 fps; half speed makes a 64-px result easier to follow.
   """
-  from jaxreenact.inference import reenact, video
-  from jaxreenact.study import quality
-  from jaxreenact.train import samples
+  from jaxreenact.inference import reenact, video  # imports jax: keeps this module jax-free
+  from jaxreenact.study import quality  # imports jax: keeps this module jax-free
 
   os.makedirs(out_dir, exist_ok=True)
   clips = held_out_clips(data_dir, size)

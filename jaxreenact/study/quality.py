@@ -18,7 +18,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from jaxreenact.evaluation import baselines, protocols
+from jaxreenact.evaluation import baselines, face_metrics, fid, lpips, protocols
+from jaxreenact.evaluation.fid import fid_from_features
+from jaxreenact.images import to_uint8
+from jaxreenact.inference import loading, reenact, stargan_v2 as sgi
+from jaxreenact.train import samples
 
 Progress = Callable[[int, int], None]  # (done, total) of the current stage
 
@@ -43,7 +47,6 @@ class System:
 
 def load_checkpoint(model: str, spec: str, depth_files: tuple[str, str] | None = None, config: Any = None):
   """``loading.load_*`` of a System spec (UNTRAINED: a fresh initialisation of ``config``)."""
-  from jaxreenact.inference import loading
   if model == "stargan_v2":
     if spec == UNTRAINED:
       return loading.load_stargan_v2("random:tiny", config=config)
@@ -89,11 +92,7 @@ def dagan_quality(systems: Sequence[System], *, out_dir: str, size: int, data_di
     data_dir: prepared talking_heads TFDS dir (default: the embedded sample data).
     depth_files: (encoder.pth, depth.pth) for official PyTorch checkpoints.
   """
-  from jaxreenact.data import load_talking_heads, sample_data_dir, video_frames
-  from jaxreenact.evaluation import face_metrics, lpips
-  from jaxreenact.images import to_uint8
-  from jaxreenact.inference import reenact
-  from jaxreenact.train import samples
+  from jaxreenact.data import load_talking_heads, sample_data_dir, video_frames  # imports tensorflow_datasets
 
   os.makedirs(out_dir, exist_ok=True)
   data_dir = data_dir or sample_data_dir().dagan
@@ -188,8 +187,6 @@ def stargan_quality(systems: Sequence[System], *, out_dir: str, num_outs: int = 
 
   ``UNTRAINED`` is a fresh initialisation (the official he_init) of ``reference_config``.
   """
-  from jaxreenact.evaluation import fid, lpips
-  from jaxreenact.inference import stargan_v2 as sgi
 
   os.makedirs(out_dir, exist_ok=True)
   cfg = reference_config
@@ -227,7 +224,6 @@ def stargan_quality(systems: Sequence[System], *, out_dir: str, num_outs: int = 
 def _stargan_bootstrap(details: Mapping[str, Mapping[str, Any]], systems: Sequence[System],
                        seed: int) -> dict[str, Any]:
   """FID and LPIPS diversity per mode (mean over tasks), bootstrapped over source images; paired verdicts."""
-  from jaxreenact.evaluation.fid import fid_from_features
   first = details[systems[0].name]
   real = first["real_features"]
   tasks = sorted(k for k in first if k != "real_features")
@@ -278,7 +274,6 @@ def _stargan_grid(out_dir: str, systems: Sequence[System], val) -> str:
   """Per system: the first latent-mode outputs of each task (the PNGs the figures were computed from)."""
   from PIL import Image
 
-  from jaxreenact.train import samples
   rows, labels = [], []
   to_u8 = lambda x: (np.clip((x + 1) / 2, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
   for s in systems:

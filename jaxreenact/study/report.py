@@ -10,6 +10,9 @@ import os
 import re
 from typing import Any
 
+from jaxreenact import machine
+from jaxreenact.jsonutil import jsonable
+
 STUDY_TABLE10 = {  # the study's Table 10 (as printed), per GPU
     "stargan_v2": {"fwd flops per GPU (G)": 2902834.73, "fwd latency (s)": 1.95, "bwd latency (s)": 5.24,
                    "fwd FLOPS per GPU (TFLOPS)": 1488.63, "bwd FLOPS per GPU (TFLOPS)": 1107.95218,
@@ -282,8 +285,7 @@ def speed_section(R: dict, opts) -> list[str]:
 
 
 def markdown(R: dict, opts, chart_paths: dict, ttt: dict, concl: list[str], wall_s: float) -> str:
-  from jaxreenact import machine
-  from jaxreenact.study.compare import STAGES
+  from jaxreenact.study.compare import STAGES  # avoids an import cycle with study.compare
   wd = opts.workdir
   m = machine.describe()
   md = ["# StarGAN v2 vs DaGAN — jaxreenact comparison", "",
@@ -418,7 +420,6 @@ def html(md_text: str, wd: str) -> str:
 
 def write(opts, R: dict, wall_s: float) -> dict[str, str]:
   """Writes report.md, report.html, report.json and the charts under ``opts.workdir``; returns their paths."""
-  from jaxreenact.jsonutil import jsonable
   wd = opts.workdir
   chart_paths: dict[str, str] = {}
   try:

@@ -29,9 +29,9 @@ def main(argv):
   import jax.numpy as jnp
   import numpy as np
 
-  from jaxreenact.models import stargan_v2
-  from jaxreenact.train import sharding
-  from jaxreenact.train import stargan_v2 as sg
+  from jaxreenact.models import stargan_v2  # imports jax: keeps this module jax-free
+  from jaxreenact.train import sharding  # imports jax: keeps this module jax-free
+  from jaxreenact.train import stargan_v2 as sg  # imports jax: keeps this module jax-free
 
   cfg = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=32, w_hpf=0,
                           base_dim=8)

@@ -17,7 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreenact.train import sharding
+from jaxreenact.checkpoint.vgg_convert import perceptual_trunk
+from jaxreenact.models import stargan_v2
+from jaxreenact.train import dagan as dg, sharding, stargan_v2 as sg
+from jaxreenact.train.dagan_runner import depth_variables, model_config
 
 
 @dataclasses.dataclass
@@ -30,9 +33,7 @@ class _Setup:
 
 def _stargan_setup(steps: int, batch_size: int, seed: int) -> _Setup:
   from configs import stargan_v2 as configs
-  from jaxreenact.data import sample_data_dir, stargan_v2_pipeline
-  from jaxreenact.models import stargan_v2
-  from jaxreenact.train import stargan_v2 as sg
+  from jaxreenact.data import sample_data_dir, stargan_v2_pipeline  # imports tensorflow_datasets (data builders)
 
   c = configs.get_config("tiny")
   cfg, hp = stargan_v2.Config(**dict(c.model)), sg.HParams.from_config(c.hparams)
@@ -47,10 +48,7 @@ def _stargan_setup(steps: int, batch_size: int, seed: int) -> _Setup:
 
 def _dagan_setup(steps: int, batch_size: int, seed: int) -> _Setup:
   from configs import dagan as configs
-  from jaxreenact.checkpoint.vgg_convert import perceptual_trunk
-  from jaxreenact.data import dagan_pipeline, sample_data_dir
-  from jaxreenact.train import dagan as dg
-  from jaxreenact.train.dagan_runner import depth_variables, model_config
+  from jaxreenact.data import dagan_pipeline, sample_data_dir  # imports tensorflow_datasets (data builders)
 
   c = configs.get_config("tiny")
   cfg, hp = model_config(c), dg.HParams.from_config(c.hparams)

@@ -95,7 +95,7 @@ def build(cfg: Config, init: str = "he", dtype: Any = None, param_dtype: Any = j
   kw = dict(init_scheme=init, dtype=dtype, param_dtype=param_dtype)
   fan = None
   if cfg.w_hpf > 0:
-    from jaxreenact.models.stargan_v2.fan import FAN
+    from jaxreenact.models.stargan_v2.fan import FAN  # avoids an import cycle with models.stargan_v2.fan
     fan = FAN(dtype=dtype, param_dtype=param_dtype)
   return Nets(
       generator=Generator(img_size=cfg.img_size, style_dim=cfg.style_dim, max_conv_dim=cfg.max_conv_dim,
