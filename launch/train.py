@@ -59,6 +59,8 @@ def main(argv):
   except (FileNotFoundError, ValueError) as e:
     logging.debug("building the %s task failed", config.model_name, exc_info=True)  # --verbosity=1 shows it
     raise app.UsageError(str(e))
+  except KeyboardInterrupt:  # Ctrl-C while the model, data and state are being built: nothing was written
+    cli.error(f"interrupted before training started; nothing saved in {FLAGS.workdir}", 130)
   try:  # only now: a run that cannot start leaves no config.json to be refused on the next try
     os.makedirs(FLAGS.workdir, exist_ok=True)
     run_config.write(FLAGS.workdir, config_json)
@@ -81,7 +83,7 @@ def main(argv):
     raise SystemExit(f"stopped: {e}")
   except loop.Interrupted as e:  # SIGINT/SIGTERM: the state at the step reached is saved; one line, 130/143
     cli.error(str(e), e.exit_code)
-  except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal (model, data and state being built)
+  except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal
     cli.error(f"interrupted before training started; nothing saved in {FLAGS.workdir}/checkpoints", 130)
   print(json.dumps(summary, indent=2))
 
