@@ -1,21 +1,24 @@
 """StarGAN v2 training: multi-device equivalence, learning actually happens (exact resume after SIGINT/SIGTERM/
 SIGKILL: interrupt_test.py, which uses `_train_cmd` and `_env` from here)."""
+import functools
 import os
 import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+import flax
 import pytest
 
 from jaxreenact.models import stargan_v2
 from jaxreenact.train import sharding
+from jaxreenact.train import multiprocess_check
 from jaxreenact.train import stargan_v2 as sg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CFG = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=32, w_hpf=0, base_dim=8)
-HP = sg.HParams(ds_iter=20)
+CFG, HP = multiprocess_check.config()  # the multi-device tests and the multi-process check train the same model
+# The two multi-device tests share one initial state and one one-device reference (one worker builds them once).
+_multi = pytest.mark.xdist_group("stargan_v2_multi_device")
 
 
 def _batch(seed, b=8):
@@ -25,26 +28,42 @@ def _batch(seed, b=8):
           "x_ref2": rng.uniform(-1, 1, (b, 32, 32, 3)).astype(np.float32), "y_ref": rng.integers(0, 2, b)}
 
 
+@functools.cache
+def _initial_state_f64():
+  """One fresh state with every float leaf in float64, on the host."""
+  with jax.enable_x64(True):
+    state = sg.create_sharded_state(CFG, HP, jax.random.key(0), sharding.make_mesh(1))
+    f64 = lambda t: jax.tree.map(lambda a: np.asarray(a, np.float64) if a.dtype == np.float32 else a, t)  # noqa: E731
+    host = jax.device_get(state)
+    return host.replace(params=f64(host.params), ema=f64(host.ema), opt_state=f64(host.opt_state),
+                        rng=np.asarray(jax.random.key_data(state.rng)))  # a PRNG key has no host form: its data
+
+
 def _two_steps(n_devices):
-  """Two iterations in float64: Adam's first step with β1=0 is lr·sign(g), so in float32 a gradient below
-  round-off (which differs with the reduction order across devices) can flip a parameter by 2·lr."""
+  """Two iterations in float64 (batches of multiprocess_check) from the shared initial state: Adam's first step with
+  β1=0 is lr·sign(g), so in float32 a gradient below round-off (which differs with the reduction order across
+  devices) can flip a parameter by 2·lr."""
   with jax.enable_x64(True):
     mesh = sharding.make_mesh(n_devices)
-    state = sg.create_sharded_state(CFG, HP, jax.random.key(0), mesh)
-    f64 = lambda t: jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, t)  # noqa: E731
-    state = state.replace(params=f64(state.params), ema=f64(state.ema), opt_state=f64(state.opt_state))
+    host = _initial_state_f64()
+    state = sharding.replicate(host.replace(rng=jax.random.wrap_key_data(host.rng)), mesh)
     step = sg.jit_train_step(CFG, HP, mesh, compiler_options={"xla_backend_optimization_level": 0})
     for i in range(2):
-      batch = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in _batch(i).items()}
       old = state
-      state, metrics = step(state, sharding.shard_batch(batch, mesh))
+      state, metrics = step(state, sharding.shard_batch(multiprocess_check.batch(i, 4), mesh))
       assert old.params["generator"]["params"]["from_rgb"]["kernel"].is_deleted()  # the state was donated
     return jax.device_get(state.params), jax.device_get(metrics)
 
 
+@functools.cache
+def _one_device():
+  return _two_steps(1)
+
+
+@_multi
 def test_four_devices_equal_one_device():
   assert len(jax.devices()) >= 4, "conftest sets --xla_force_host_platform_device_count=4"
-  p1, m1 = _two_steps(1)
+  p1, m1 = _one_device()
   p4, m4 = _two_steps(4)
   assert jax.tree.leaves(p4)[0].dtype == np.float64
   for k in m1:
@@ -107,25 +126,27 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@_multi
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
-  """jax.distributed over two processes on 127.0.0.1 (one CPU device each) == one process, same global batch."""
+  """jax.distributed over two processes on 127.0.0.1 (one CPU device each) == one device, same global batch and
+  initial state."""
   env = dict(os.environ, JAX_PLATFORMS="cpu",  # unoptimised XLA backend: half the compile time, same arithmetic
              XLA_FLAGS="--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0")
-  mod = [sys.executable, "-m", "jaxreenact.train.multiprocess_check"]
-  single = subprocess.run(mod + ["--out", str(tmp_path / "one.npz")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
-  assert single.returncode == 0, single.stderr[-3000:]
+  with jax.enable_x64(True):
+    multiprocess_check.save_state(_initial_state_f64(), tmp_path / "init.npz")
   port = _free_port()
-  procs = [subprocess.Popen(mod + ["--num_processes", "2", "--process_id", str(i), "--port", str(port), "--out",
-                                   str(tmp_path / "two.npz")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+  procs = [subprocess.Popen([sys.executable, "-m", "jaxreenact.train.multiprocess_check", "--num_processes", "2",
+                             "--process_id", str(i), "--port", str(port), "--init", str(tmp_path / "init.npz"),
+                             "--out", str(tmp_path / "two.npz")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True) for i in range(2)]
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
     assert "devices=2" in out  # the mesh spans both processes' devices
-  one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-  assert sorted(one.files) == sorted(two.files) and len(one.files) > 10
-  for k in one.files:
+  one = {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(_one_device()[0]).items()}
+  two = np.load(tmp_path / "two.npz")
+  assert sorted(one) == sorted(two.files) and len(one) > 10
+  for k in one:
+    assert two[k].dtype == np.float64, k
     np.testing.assert_allclose(two[k], one[k], atol=1e-5, rtol=0, err_msg=k)
-
