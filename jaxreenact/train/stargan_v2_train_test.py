@@ -98,24 +98,24 @@ def _env(tmp_cache):
 
 @pytest.mark.slow
 def test_learning_lowers_cycle_loss():
-  """100 steps of the tiny config on the embedded faces: the cycle loss must fall well below its start.
+  """30 steps of the small test model on the embedded faces at lr 1e-3 (10x the official, so that a few steps show
+  learning): the cycle loss must fall well below its start.
 
-  Measured on 2 CPU cores: 0.93 (steps 1-10) -> 0.62 (91-100) -> 0.34 (191-200). Frozen or wrong-signed gradients
-  leave it at or above its start.
+  Measured on 2 CPU cores: 0.92 (steps 1-5) -> 0.74 (16-20) -> 0.53 (26-30); at the official lr 1e-4 the tiny
+  preset needs about 100 steps for the same fall (0.93 -> 0.62). Frozen or wrong-signed gradients leave it at or
+  above its start.
   """
   from jaxreenact.data import sample_data_dir, stargan_v2_pipeline
-  cfg = stargan_v2.Config(img_size=32, num_domains=2, latent_dim=8, style_dim=16, max_conv_dim=64, w_hpf=0,
-                          base_dim=16)
-  hp = sg.HParams(ds_iter=200)
+  hp = sg.HParams(ds_iter=200, lr=1e-3)
   mesh = sharding.make_mesh(1)
-  state = sg.create_sharded_state(cfg, hp, jax.random.key(0), mesh)
-  step = sg.jit_train_step(cfg, hp, mesh)
+  state = sg.create_sharded_state(CFG, hp, jax.random.key(0), mesh)
+  step = sg.jit_train_step(CFG, hp, mesh)
   data = stargan_v2_pipeline(sample_data_dir().stargan_v2, "train", 32, 8, 0, process_index=0, process_count=1)
   cyc = []
-  for _ in range(100):
+  for _ in range(30):
     state, m = step(state, sharding.shard_batch(next(data), mesh))
     cyc.append(float(m["G/latent_cyc"]))
-  start, end = np.mean(cyc[:10]), np.mean(cyc[-10:])
+  start, end = np.mean(cyc[:5]), np.mean(cyc[-5:])
   assert end < 0.8 * start, (start, end)
 
 
