@@ -9,9 +9,11 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4 --x
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
@@ -42,3 +44,22 @@ try:
   torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
 except ImportError:  # torch is an optional extra; torch-dependent tests importorskip it.
   pass
+
+
+# The tests that train the tiny StarGAN v2 through launch.train (interrupts, damaged checkpoints, workdir
+# conversion) share one xdist group, so the finished run below is built once per test run.
+STARGAN_RUN_GROUP = "stargan_v2_tiny_run"
+STARGAN_RUN_STEPS = 8  # checkpoints at steps 1, 5 and 8 (Orbax saves the first step, then every 5 and the last)
+
+
+@pytest.fixture(scope="session")
+def stargan_run(tmp_path_factory):
+  """A finished tiny StarGAN v2 run of ``launch.train`` (checkpoints 1, 5, 8; a metrics row per step). Read-only:
+  a test that changes a run works on a copy."""
+  from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _train_cmd
+  wd = tmp_path_factory.mktemp("stargan_run") / "wd"
+  cmd = _train_cmd(wd, STARGAN_RUN_STEPS) + ["--config.log_every=1"]
+  r = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path_factory.mktemp("xla")), capture_output=True, text=True,
+                     timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  return wd

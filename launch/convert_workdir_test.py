@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from jaxreenact.train.stargan_v2_train_test import _env, _train_cmd
+from conftest import STARGAN_RUN_GROUP
 
-# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
-pytestmark = pytest.mark.xdist_group("convert_workdir_test")
+# only the workdir test needs conftest's stargan_run; it runs on the worker that builds it
+_run_group = pytest.mark.xdist_group(STARGAN_RUN_GROUP)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,16 +23,12 @@ def _run(module, *args, timeout=900):
                         timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  wd = tmp_path_factory.mktemp("sg_run")
-  # the tiny run of the training tests (same command and XLA flags: the compiled step comes from the cache)
-  res = subprocess.run(_train_cmd(wd, 1, every=1), cwd=ROOT, env=_env(wd.parent / "xla"), capture_output=True,
-                       text=True, timeout=900)
-  assert res.returncode == 0, res.stderr[-3000:]
-  return wd
+@pytest.fixture
+def workdir(stargan_run):
+  return stargan_run  # conftest's finished tiny run (read-only here)
 
 
+@_run_group
 @pytest.mark.slow
 def test_export_and_to_torch_from_a_training_workdir(workdir, tmp_path):
   from jaxreenact.inference import loading
@@ -49,7 +45,7 @@ def test_export_and_to_torch_from_a_training_workdir(workdir, tmp_path):
   for a, b in zip(jax.tree.leaves(direct.variables), jax.tree.leaves(exported.variables)):
     np.testing.assert_array_equal(a, b)
   import json
-  assert json.loads((out / "jaxreenact_metadata.json").read_text())["provenance"]["steps"] == 1
+  assert json.loads((out / "jaxreenact_metadata.json").read_text())["provenance"]["steps"] == 1  # from meta.json
   back = tmp_path / "back_nets_ema.ckpt"
   res = _run("launch.convert", "--model", "stargan_v2", "--to_torch", "--orbax_dir", str(workdir), "--out", str(back))
   assert res.returncode == 0, res.stderr[-3000:]

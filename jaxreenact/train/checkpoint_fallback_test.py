@@ -6,15 +6,16 @@ import subprocess
 
 import pytest
 
+from conftest import STARGAN_RUN_GROUP, STARGAN_RUN_STEPS
 from jaxreenact.train.stargan_v2_train_test import ROOT, _env, _train_cmd
 
-# one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
-pytestmark = pytest.mark.xdist_group("checkpoint_fallback_test")
+pytestmark = pytest.mark.xdist_group(STARGAN_RUN_GROUP)  # the worker that builds conftest's stargan_run
+LAST = STARGAN_RUN_STEPS  # the run's checkpoints: steps 1, 5 and LAST
 
 
 def _train(workdir, total):
-  """The tiny run of the interrupt tests (same command and XLA flags: their compiled step is read from the cache)."""
-  cmd = _train_cmd(workdir, total, every=1) + ["--config.log_every=1"]
+  """conftest's stargan_run command (same XLA flags: its compiled step is read from the cache)."""
+  cmd = _train_cmd(workdir, total) + ["--config.log_every=1"]
   return subprocess.run(cmd, cwd=ROOT, env=_env(workdir.parent / "xla"), capture_output=True, text=True, timeout=900)
 
 
@@ -28,12 +29,9 @@ def _damage(workdir, step):
   return data
 
 
-@pytest.fixture(scope="module")
-def run2(tmp_path_factory):
-  wd = tmp_path_factory.mktemp("run") / "wd"
-  res = _train(wd, 2)
-  assert res.returncode == 0, res.stderr[-3000:]
-  return wd
+@pytest.fixture
+def run2(stargan_run):
+  return stargan_run
 
 
 @pytest.mark.slow
@@ -41,15 +39,16 @@ def test_inference_falls_back_to_the_previous_step_and_changes_nothing(run2, tmp
   from jaxreenact.inference import loading
   wd = tmp_path / "wd"
   shutil.copytree(run2, wd)
-  _damage(wd, 2)
+  _damage(wd, LAST)
   before = sorted(str(p.relative_to(wd)) for p in wd.rglob("*"))
   with caplog.at_level("WARNING"):
     loaded = loading.load_stargan_v2(wd)
-  assert loaded.step == 1
-  assert any("step 2 is damaged" in r.getMessage() for r in caplog.records)
+  assert loaded.step == 5
+  assert any(f"step {LAST} is damaged" in r.getMessage() for r in caplog.records)
   assert sorted(str(p.relative_to(wd)) for p in wd.rglob("*")) == before  # read-only use: nothing moved
+  _damage(wd, 5)
   _damage(wd, 1)
-  with pytest.raises(loading.CheckpointError, match="no checkpoint restores: step 2: .*; step 1: "):
+  with pytest.raises(loading.CheckpointError, match=f"no checkpoint restores: step {LAST}: .*; step 5: .*; step 1: "):
     loading.load_stargan_v2(wd)
 
 
@@ -57,15 +56,16 @@ def test_inference_falls_back_to_the_previous_step_and_changes_nothing(run2, tmp
 def test_resume_continues_from_the_newest_good_step(run2, tmp_path):
   wd = tmp_path / "wd"
   shutil.copytree(run2, wd)
-  _damage(wd, 2)
-  res = _train(wd, 3)
+  _damage(wd, LAST)
+  res = _train(wd, LAST)
   assert res.returncode == 0, res.stderr[-3000:]
-  assert "step 2 is damaged" in res.stderr
+  assert f"step {LAST} is damaged" in res.stderr
+  assert json.loads((wd / "summary.json").read_text())["start_step"] == 5
   ckpts = wd / "checkpoints"
-  assert (ckpts / "2.damaged").is_dir()  # kept for inspection, out of Orbax's way
-  assert {p.name for p in ckpts.iterdir() if p.name.isdigit()} >= {"2", "3"}  # step 2 trained and saved again
+  assert (ckpts / f"{LAST}.damaged").is_dir()  # kept for inspection, out of Orbax's way
+  assert {p.name for p in ckpts.iterdir() if p.name.isdigit()} >= {"5", str(LAST)}  # LAST trained and saved again
   steps = [json.loads(line)["step"] for line in (wd / "metrics.jsonl").read_text().splitlines()]
-  assert steps == [1, 2, 3]
+  assert steps == list(range(1, LAST + 1))
 
 
 @pytest.mark.slow
@@ -78,7 +78,7 @@ def test_inference_reads_only_the_networks_it_uses(run2, monkeypatch):
   step, full, _ = loading.restore_training_state(run2)
   assert {"params", "opt_state", "ema"} <= set(full)
   step_p, part, _ = loading.restore_training_state(run2, items=loading.STARGAN_ITEMS)
-  assert step_p == step == 2
+  assert step_p == step == LAST
   assert set(part) == {"ema"} | ({"fan"} if full.get("fan") is not None else set())  # no opt_state, no params
   flat_part, flat_full = jax.tree_util.tree_leaves_with_path(part["ema"]), jax.tree_util.tree_leaves_with_path(
       full["ema"])
@@ -91,6 +91,6 @@ def test_inference_reads_only_the_networks_it_uses(run2, monkeypatch):
   monkeypatch.setattr(loading, "restore_training_state",
                       lambda *a, **k: asked.append(a[2] if len(a) > 2 else k.get("items")) or real(*a, **k))
   loaded = loading.load_stargan_v2(run2)
-  assert asked == [loading.STARGAN_ITEMS] and loaded.step == 2
+  assert asked == [loading.STARGAN_ITEMS] and loaded.step == LAST
   np.testing.assert_array_equal(jax.tree.leaves(loaded.variables["generator"])[0],
                                 jax.tree.leaves(full["ema"]["generator"])[0])
