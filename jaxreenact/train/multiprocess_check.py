@@ -11,12 +11,16 @@ from __future__ import annotations
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
-flags.DEFINE_integer("process_id", 0, "This process.")
-flags.DEFINE_integer("port", 12355, "Coordinator port on 127.0.0.1.")
-flags.DEFINE_string("init", None, "Initial training state (.npz written by save_state).")
-flags.DEFINE_string("out", None, "Where process 0 writes the parameters (.npz).")
-flags.DEFINE_integer("global_batch", 4, "Global batch size.")
+
+
+def _define_flags() -> None:
+  """Only when run as a script: the test imports this module's helpers alongside other absl programs' flags."""
+  flags.DEFINE_integer("num_processes", 1, "Processes in the run.")
+  flags.DEFINE_integer("process_id", 0, "This process.")
+  flags.DEFINE_integer("port", 12355, "Coordinator port on 127.0.0.1.")
+  flags.DEFINE_string("init", None, "Initial training state (.npz written by save_state).")
+  flags.DEFINE_string("out", None, "Where process 0 writes the parameters (.npz).")
+  flags.DEFINE_integer("global_batch", 4, "Global batch size.")
 
 
 def config():
@@ -93,5 +97,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   flags.mark_flags_as_required(["init", "out"])
   app.run(main)
