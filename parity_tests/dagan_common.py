@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from jaxreenact.models import dagan
 from jaxreenact.testing import nchw_to_nhwc, randomize_torch_module
@@ -62,5 +61,22 @@ def nhwc(x) -> jnp.ndarray:
   return jnp.asarray(nchw_to_nhwc(x))
 
 
-def close(actual, desired, atol: float, name: str = "") -> None:
-  np.testing.assert_allclose(np.asarray(actual), np.asarray(desired), rtol=0, atol=atol, err_msg=name)
+def double(tree):
+  """Torch tensors (in dicts, lists, tuples) in float64: inputs of the float64 reference run, whose distance to the
+  float32 run is torch's own float32 round-off (parity_tests/tolerance.py)."""
+  import torch
+
+  if isinstance(tree, torch.Tensor):
+    return tree.double() if tree.is_floating_point() else tree
+  if isinstance(tree, dict):
+    return {k: double(v) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)):
+    return type(tree)(double(v) for v in tree)
+  return tree
+
+
+def torch64(module):
+  """A float64 copy of a torch module (the original stays float32)."""
+  import copy
+
+  return copy.deepcopy(module).double()
