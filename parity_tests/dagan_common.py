@@ -59,24 +59,3 @@ def random_kp(seed: int, batch: int, num_kp: int):
 
 def nhwc(x) -> jnp.ndarray:
   return jnp.asarray(nchw_to_nhwc(x))
-
-
-def double(tree):
-  """Torch tensors (in dicts, lists, tuples) in float64: inputs of the float64 reference run, whose distance to the
-  float32 run is torch's own float32 round-off (parity_tests/tolerance.py)."""
-  import torch
-
-  if isinstance(tree, torch.Tensor):
-    return tree.double() if tree.is_floating_point() else tree
-  if isinstance(tree, dict):
-    return {k: double(v) for k, v in tree.items()}
-  if isinstance(tree, (list, tuple)):
-    return type(tree)(double(v) for v in tree)
-  return tree
-
-
-def torch64(module):
-  """A float64 copy of a torch module (the original stays float32)."""
-  import copy
-
-  return copy.deepcopy(module).double()

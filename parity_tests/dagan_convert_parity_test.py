@@ -13,8 +13,8 @@ from jaxreenact.losses import dagan as losses
 from jaxreenact.models import dagan
 from jaxreenact.models.dagan import utils
 from jaxreenact.testing import nchw_to_nhwc
-from parity_tests.dagan_common import B, S, double, nhwc, random_kp, state_dicts, tiny_config, torch64, torch_networks
-from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference as check
+from parity_tests.dagan_common import B, S, nhwc, random_kp, state_dicts, tiny_config, torch_networks
+from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference as check, double, torch64
 
 torch = pytest.importorskip("torch")
 from torch_reference.dagan import model as tmodel  # noqa: E402

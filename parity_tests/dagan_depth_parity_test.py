@@ -10,7 +10,7 @@ from jaxreenact.checkpoint.depth_convert import (depth_from_torch, depth_to_torc
                                                  load_depth_files)
 from jaxreenact.models.dagan.depth import DepthNet
 from jaxreenact.testing import nchw_to_nhwc, nhwc_to_nchw, randomize_torch_module
-from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference
+from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference, torch64
 
 torch = pytest.importorskip("torch")
 from torch_reference.dagan.depth import DepthDecoder, ResnetEncoder  # noqa: E402
@@ -55,7 +55,7 @@ def _official_encoder_sd(enc, height=64, width=64):
 
 def _float64_disps(enc, dec, img_nhwc):
   import copy
-  return _torch_disps(copy.deepcopy(enc).double(), copy.deepcopy(dec).double(), img_nhwc.astype(np.float64))
+  return _torch_disps(torch64(enc), torch64(dec), img_nhwc.astype(np.float64))
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from jaxreenact.checkpoint.dagan_convert import dagan_from_torch
 from jaxreenact.models import dagan
 from jaxreenact.models.dagan.dense_motion import DenseMotionNetwork
 from jaxreenact.testing import nchw_to_nhwc
-from parity_tests.dagan_common import B, S, double, nhwc, random_kp, state_dicts, tiny_config, torch64, torch_networks
-from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference as check
+from parity_tests.dagan_common import B, S, nhwc, random_kp, state_dicts, tiny_config, torch_networks
+from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference as check, double, torch64
 
 # one xdist worker runs this module, so its module-scoped fixtures (shared runs/models) are built once
 pytestmark = pytest.mark.xdist_group("dagan_parity_test")

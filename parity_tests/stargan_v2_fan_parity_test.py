@@ -2,7 +2,6 @@
 
 Float32 tolerances are in units of torch's own float32 round-off of each quantity (parity_tests/tolerance.py): the
 reference FAN also runs in float64 (``ref64``) on the same weights and input."""
-import copy
 import logging
 import jax
 import jax.numpy as jnp
@@ -13,7 +12,7 @@ from jaxreenact.checkpoint import fan_convert
 from jaxreenact.layers.resample import resize_bilinear
 from jaxreenact.models.stargan_v2.fan import FAN, preprocess
 from jaxreenact.testing import nchw_to_nhwc, randomize_torch_module
-from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference
+from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference, torch64
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -51,7 +50,7 @@ def _masks_from_heatmaps(heatmaps):
 @pytest.fixture(scope="module")
 def ref64(ref):
   """The reference FAN in float64 (one forward pass; masks from its heatmaps as in get_heatmap)."""
-  model = copy.deepcopy(ref["model"]).double()
+  model = torch64(ref["model"])
   with torch.no_grad():
     outputs, boundaries = model(ref["x"].double() * 0.5 + 0.5)
   return dict(model=model, heatmaps=outputs[0], boundary=boundaries[0], masks=_masks_from_heatmaps(outputs[0]))

@@ -13,7 +13,7 @@ from jaxreenact.checkpoint import torch_convert
 from jaxreenact.losses import stargan_v2 as jlosses
 from jaxreenact.models import stargan_v2
 from jaxreenact.testing import nchw_to_nhwc, nhwc_to_nchw
-from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference
+from parity_tests.tolerance import IMAGE_ATOL, assert_close_to_reference, torch64
 
 torch = pytest.importorskip("torch")
 from torch_reference.stargan_v2 import losses as tlosses  # noqa: E402
@@ -84,7 +84,7 @@ def setup(request):
 def nets64(setup):
   """The torch reference in float64 (same float32 weights): its distance to the float32 reference is torch's own
   float32 round-off, the unit of every float32 tolerance here."""
-  return {k: copy.deepcopy(v).double() for k, v in setup[1].items()}
+  return {k: torch64(v) for k, v in setup[1].items()}
 
 
 def test_param_counts_and_keys_one_to_one(setup):

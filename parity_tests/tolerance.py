@@ -79,3 +79,24 @@ def assert_close_to_reference(actual, ref32, ref64, name: str, *, margin: float,
     assert err64 <= margin64 * unit, (f"{name}: float32 error max|jax32 - torch64| = {err64:.3g} exceeds {margin64:g} "
                                       f"x torch's own {unit:.3g}")
   return ratio
+
+
+def double(tree):
+  """Torch tensors (in dicts, lists, tuples) in float64: inputs of the float64 reference run, whose distance to the
+  float32 run is torch's own float32 round-off (above)."""
+  import torch
+
+  if isinstance(tree, torch.Tensor):
+    return tree.double() if tree.is_floating_point() else tree
+  if isinstance(tree, dict):
+    return {k: double(v) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)):
+    return type(tree)(double(v) for v in tree)
+  return tree
+
+
+def torch64(module):
+  """A float64 copy of a torch module (the original stays float32)."""
+  import copy
+
+  return copy.deepcopy(module).double()
