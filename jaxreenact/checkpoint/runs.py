@@ -30,12 +30,19 @@ from jaxreenact.jsonutil import jsonable
 
 
 def _is_key(x) -> bool:
-  return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _key_data(x):
+  if isinstance(x, jax.ShapeDtypeStruct):  # an abstract key (a restore target): the abstract form of its data
+    data = jax.eval_shape(jax.random.key_data, x)
+    return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=x.sharding)
+  return jax.random.key_data(x)
 
 
 def _keys_to_data(tree):
   """Typed PRNG keys are stored as their raw uint32 data (Orbax stores plain arrays)."""
-  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+  return jax.tree.map(lambda x: _key_data(x) if _is_key(x) else x, tree)
 
 
 def _data_to_keys(tree, like):

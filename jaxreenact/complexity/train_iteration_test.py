@@ -2,8 +2,9 @@
 
 For both models at the tiny presets: the XLA FLOPs (and the whole lowered cost analysis) of the iteration that
 ``launch.complexity`` reports equal those of the jitted ``step_fn`` of the task ``launch.train`` builds from
-``configs/<model>.py:tiny``, lowered on that task's own state and first batch. A loss term, a loss weight that
-turns a term on or off, a pyramid scale or a preset changed on one side only changes the count and fails this test.
+``configs/<model>.py:tiny``, lowered on that task's own state (its shapes, dtypes and shardings: nothing is
+initialised) and first batch. A loss term, a loss weight that turns a term on or off, a pyramid scale or a preset
+changed on one side only changes the count and fails this test.
 """
 import importlib
 
@@ -20,7 +21,7 @@ def _launch_train_costs(model: str) -> dict:
   config.prefetch = 0
   task = runners.TASKS[model](config)
   batch = sharding.shard_batch(next(task.data), task.mesh)
-  return task.step_fn.lower(task.state, batch).cost_analysis()
+  return task.step_fn.lower(task.abstract_state(), batch).cost_analysis()
 
 
 def _report_costs(model: str, batch: int) -> dict:

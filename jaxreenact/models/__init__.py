@@ -11,10 +11,11 @@ import jax
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
-def init_jit(fn, **jit_kwargs):
-  """``jax.jit`` for initialisers (:data:`INIT_COMPILER_OPTIONS`); inside another trace (an initialiser jitted as a
-  whole) ``fn`` is simply traced into it, since compiler options only apply to the outermost jit."""
-  jitted = jax.jit(fn, compiler_options=INIT_COMPILER_OPTIONS, **jit_kwargs)
+def init_jit(fn, compiler_options: dict | None = None, **jit_kwargs):
+  """``jax.jit`` for initialisers (``compiler_options``, default :data:`INIT_COMPILER_OPTIONS`); inside another
+  trace (an initialiser jitted as a whole, or ``jax.eval_shape`` of one) ``fn`` is simply traced into it, since
+  compiler options only apply to the outermost jit."""
+  jitted = jax.jit(fn, compiler_options=compiler_options or INIT_COMPILER_OPTIONS, **jit_kwargs)
 
   def call(*args, **kwargs):
     if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs))):

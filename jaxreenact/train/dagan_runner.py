@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import flax
@@ -86,7 +87,9 @@ def dagan_task(config) -> loop.Task:
   logging.info("DaGAN perceptual trunk: %s; depth: %s", vgg_desc, depth_desc)
   data_dir = data_source.data_dir(config, "dagan")
   data = dagan_pipeline(data_dir, config.split, size, config.batch_size, config.seed)
-  state = dg.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, size, depth_vars, vgg_vars)
+  key = jax.random.key(config.seed)
+  init = functools.partial(dg.create_sharded_state, cfg, hp, mesh=mesh, img_size=size,
+                           depth_variables=depth_vars, vgg_variables=vgg_vars)
   step_fn = dg.jit_train_step(cfg, hp, mesh, vgg_module, small_conv_pixels=config.get("small_conv_pixels"))
   nets = dagan.build(cfg)
   val = next(dagan_pipeline(data_dir, config.split, size, 4, config.seed + 1, augment_clip=False,
@@ -112,6 +115,8 @@ def dagan_task(config) -> loop.Task:
     samples.save_png(os.path.join(out_dir, f"{step:06d}_source_driving_prediction_depth.png"), img)
     return {"samples/reenactment": img}
 
-  return loop.Task(name="dagan", state=state, step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn,
+  return loop.Task(name="dagan", init_state=lambda: init(key),
+                   abstract_state=lambda: sharding.abstract_replicated(init, key, mesh),
+                   step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn,
                    notes={"perceptual_trunk": vgg_desc, "depth": depth_desc,
                           "model_config": dataclasses.asdict(cfg)})

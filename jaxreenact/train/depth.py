@@ -21,7 +21,7 @@ import optax
 
 from jaxreenact.checkpoint import depth_train_convert
 from jaxreenact.losses import depth as losses
-from jaxreenact.models import INIT_COMPILER_OPTIONS
+from jaxreenact.models import init_jit
 from jaxreenact.models.dagan.depth import DepthNet
 from jaxreenact.models.dagan.pose import PoseNet
 from jaxreenact.train import sharding
@@ -231,8 +231,8 @@ def jit_train_step(cfg: Config, hp: HParams, mesh, **jit_options):
 
 def create_sharded_state(cfg: Config, hp: HParams, rng: jax.Array, mesh, compiler_options: dict | None = None) -> State:
   """Builds the state directly replicated on the mesh (``jit(init, out_shardings=...)``)."""
-  return jax.jit(functools.partial(init_state, cfg, hp), out_shardings=sharding.replicated(mesh),
-                 compiler_options=compiler_options or INIT_COMPILER_OPTIONS)(rng)
+  return init_jit(functools.partial(init_state, cfg, hp), compiler_options,
+                  out_shardings=sharding.replicated(mesh))(rng)
 
 
 def predict(state: State, frames: jax.Array, cfg: Config, nets: Nets | None = None) -> dict[str, jax.Array]:

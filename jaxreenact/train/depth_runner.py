@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import jax
@@ -47,17 +48,24 @@ def depth_task(config) -> loop.Task:
                         stride=config.frame_stride)
   xla_options = config.get("xla_compiler_options", None)
   xla_options = dict(xla_options) if xla_options else None
-  state = depth_train.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, compiler_options=xla_options)
-  if config.pretrained_resnet_path:
+  key = jax.random.key(config.seed)
+  init = functools.partial(depth_train.create_sharded_state, cfg, hp, mesh=mesh, compiler_options=xla_options)
+
+  pretrained = None
+  if config.pretrained_resnet_path:  # applied (so checked) now: a bad file stops the run before anything is written
     sd = torch_io.load(config.pretrained_resnet_path, "a torchvision ResNet state_dict")
-    state = sharding.replicate(depth_train.load_torchvision_resnet(jax.device_get(state), sd, hp,
-                                                                   source=config.pretrained_resnet_path), mesh)
+    pretrained = sharding.replicate(depth_train.load_torchvision_resnet(jax.device_get(init(key)), sd, hp,
+                                                                        source=config.pretrained_resnet_path), mesh)
     logging.info("depth and pose encoders initialised from %s (official --weights_init pretrained)",
                  config.pretrained_resnet_path)
-  else:
+
+  def init_state():  # a fresh run only: a resume restores its checkpoint instead
+    if pretrained is not None:
+      return pretrained
     logging.warning("depth: encoders start from scratch (--weights_init scratch); the official run starts from "
-                    "ImageNet ResNet-%d weights — pass --config.pretrained_resnet_path to use them",
-                    cfg.num_layers)
+                    "ImageNet ResNet-%d weights — pass --config.pretrained_resnet_path to use them", cfg.num_layers)
+    return init(key)
+
   step_fn = depth_train.jit_train_step(cfg, hp, mesh, compiler_options=xla_options,
                                        small_conv_pixels=config.get("small_conv_pixels"))
 
@@ -77,4 +85,6 @@ def depth_task(config) -> loop.Task:
     samples.save_png(os.path.join(out_dir, f"{step:06d}_depth.png"), img)
     return {"samples/depth": img}
 
-  return loop.Task(name="depth", state=state, step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn)
+  return loop.Task(name="depth", init_state=init_state,
+                   abstract_state=lambda: sharding.abstract_replicated(init, key, mesh),
+                   step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn)

@@ -88,7 +88,10 @@ class _StopSignals:
 class Task:
   """What the loop needs from a model."""
   name: str
-  state: Any  # freshly initialised, sharded state (replaced by the checkpoint when resuming)
+  init_state: Callable[[], Any]  # () -> the fresh, replicated state; called only when there is nothing to resume
+  # () -> its shapes, dtypes and shardings (sharding.abstract_replicated): a resume restores into them, so no
+  # initialiser is compiled or run
+  abstract_state: Callable[[], Any]
   step_fn: Callable[[Any, dict], tuple[Any, dict]]  # jitted (state, sharded batch) -> (state, metrics)
   data: Iterator[dict]  # grain iterator with get_state()/set_state()
   mesh: Any
@@ -200,14 +203,17 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
   """
   os.makedirs(workdir, exist_ok=True)
   ckpt = CheckpointManager(os.path.join(workdir, "checkpoints"), checkpoint_every, keep_checkpoints)
-  state = task.state
-  restored = ckpt.restore(state)
+  restored = None
+  if ckpt.latest_step() is not None:
+    restored = ckpt.restore(task.abstract_state())
   start = 0
   if restored is not None:
     start, state, data_state = restored
     if data_state:
       task.data.set_state(data_state)
     logging.info("%s: resumed from step %d (%s)", task.name, start, ckpt.directory)
+  else:
+    state = task.init_state()
   is_main = jax.process_index() == 0
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   if is_main:

@@ -33,7 +33,8 @@ def _task(nan_at=None):
     return _State(state.step + 1, {"w": state.params["w"] + 0.01}), {"loss": loss, "seen": jnp.max(batch["x"])}
 
   state = _State(jnp.zeros((), jnp.int32), {"w": jnp.zeros((2,))})
-  return loop.Task(name="toy", state=state, step_fn=step_fn, data=data, mesh=mesh)
+  return loop.Task(name="toy", init_state=lambda: state, abstract_state=lambda: jax.eval_shape(lambda: state),
+                   step_fn=step_fn, data=data, mesh=mesh)
 
 
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):

@@ -47,6 +47,13 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
 
 
+def abstract_replicated(init: Callable[[jax.Array], Any], rng: jax.Array, mesh: Mesh) -> Any:
+  """Shapes, dtypes and (replicated) shardings of the state ``init(rng)`` builds, without building it: ``init``
+  traced on an abstract key (no compile, no arrays). What a checkpoint restores into and a step is lowered on."""
+  rep = replicated(mesh)
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), jax.eval_shape(init, rng))
+
+
 def jit_step(step: Callable, mesh: Mesh, *, state_sharding: Any = None, donate: bool = True,
              small_conv_pixels: int | None = None, compiler_options: dict | None = None) -> Callable:
   """The one jit of a training step ``step(state, batch) -> (state, metrics)`` over ``mesh`` (every model uses it).

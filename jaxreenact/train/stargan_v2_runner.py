@@ -1,6 +1,7 @@
 """StarGAN v2: build the training task from a launch config."""
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -36,7 +37,8 @@ def stargan_v2_task(config) -> loop.Task:
     fan_vars = load_wing_checkpoint(config.wing_path)
   data = stargan_v2_pipeline(data_dir, config.split, cfg.img_size, config.batch_size, config.seed,
                              crop_prob=config.crop_prob)
-  state = sg_train.create_sharded_state(cfg, hp, jax.random.key(config.seed), mesh, fan_variables=fan_vars)
+  key = jax.random.key(config.seed)
+  init = functools.partial(sg_train.create_sharded_state, cfg, hp, mesh=mesh, fan_variables=fan_vars)
   step_fn = sg_train.jit_train_step(cfg, hp, mesh, small_conv_pixels=config.get("small_conv_pixels"))
 
   # Fixed inputs for the periodic reference-guided grid: (sources × references) through the EMA networks.
@@ -63,4 +65,6 @@ def stargan_v2_task(config) -> loop.Task:
     samples.save_png(os.path.join(out_dir, f"{step:06d}_reference.png"), img)
     return {"samples/reference": img}
 
-  return loop.Task(name="stargan_v2", state=state, step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn)
+  return loop.Task(name="stargan_v2", init_state=lambda: init(key),
+                   abstract_state=lambda: sharding.abstract_replicated(init, key, mesh),
+                   step_fn=step_fn, data=data, mesh=mesh, sample_fn=sample_fn)
