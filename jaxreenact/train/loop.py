@@ -15,6 +15,7 @@ import math
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -105,6 +106,21 @@ def _all_finite(tree) -> bool:
   if not leaves:
     return True
   return bool(jax.device_get(jax.jit(lambda ls: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in ls])))(leaves)))
+
+
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter. At import, tensorboardX loads torch when it is installed (about 2 s of a resumed
+  run's start) only to accept torch tensors, which this loop never logs; unless torch is loaded already, that import
+  is made to fail (``sys.modules`` entry None), which tensorboardX handles, and is restored right after."""
+  if "torch" in sys.modules:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules["torch"] = None
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
 
 
 class _End:
@@ -219,7 +235,7 @@ def run(task: Task, *, workdir: str, total_steps: int, checkpoint_every: int, lo
   if is_main:
     _truncate_metrics(metrics_path, start)
   if writer is None and is_main:
-    from tensorboardX import SummaryWriter
+    SummaryWriter = _summary_writer_class()
     # purge_step: events logged after the restored step by the interrupted run are dropped, as in metrics.jsonl.
     writer = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start + 1 if start else None)
   samples_dir = os.path.join(workdir, "samples")

@@ -1,6 +1,8 @@
 """The shared training loop: NaN guard keeps the last good checkpoint; resume continues the data stream."""
 import json
 import os
+import subprocess
+import sys
 
 import flax.struct
 import grain
@@ -122,3 +124,16 @@ class _NullWriter:
 
   def flush(self):
     pass
+
+
+def test_tensorboard_writer_is_loaded_without_torch_and_torch_stays_importable(tmp_path):
+  """A fresh process (torch not yet loaded): the writer class comes without importing torch, writes an event file,
+  and ``import torch`` works afterwards (the import was only hidden from tensorboardX)."""
+  pytest.importorskip("torch")
+  code = ("import os, sys; from jaxreenact.train import loop; W = loop._summary_writer_class(); "
+          "assert 'torch' not in sys.modules, 'torch was imported'; w = W(sys.argv[1]); w.add_scalar('a', 1.0, 1); "
+          "w.close(); assert any(f.startswith('events.out.tfevents') for f in os.listdir(sys.argv[1])); "
+          "import torch; print('torch', torch.__version__)")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0 and r.stdout.startswith("torch "), r.stderr[-3000:]
