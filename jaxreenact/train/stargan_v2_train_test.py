@@ -29,14 +29,21 @@ def _batch(seed, b=8):
 
 
 @functools.cache
-def _initial_state_f64():
-  """One fresh state with every float leaf in float64, on the host."""
+def _sharded_initial_state():
+  """The state as launch.train builds it, directly replicated on a 4-device mesh (one initialiser compile, shared by
+  the multi-device tests)."""
   with jax.enable_x64(True):
-    state = sg.create_sharded_state(CFG, HP, jax.random.key(0), sharding.make_mesh(1))
-    f64 = lambda t: jax.tree.map(lambda a: np.asarray(a, np.float64) if a.dtype == np.float32 else a, t)  # noqa: E731
-    host = jax.device_get(state)
-    return host.replace(params=f64(host.params), ema=f64(host.ema), opt_state=f64(host.opt_state),
-                        rng=np.asarray(jax.random.key_data(state.rng)))  # a PRNG key has no host form: its data
+    return sg.create_sharded_state(CFG, HP, jax.random.key(0), sharding.make_mesh(4))
+
+
+@functools.cache
+def _initial_state_f64():
+  """That fresh state with every float leaf in float64, on the host."""
+  state = _sharded_initial_state()
+  f64 = lambda t: jax.tree.map(lambda a: np.asarray(a, np.float64) if a.dtype == np.float32 else a, t)  # noqa: E731
+  host = jax.device_get(state)
+  return host.replace(params=f64(host.params), ema=f64(host.ema), opt_state=f64(host.opt_state),
+                      rng=np.asarray(jax.random.key_data(state.rng)))  # a PRNG key has no host form: its data
 
 
 def _two_steps(n_devices):
@@ -71,11 +78,12 @@ def test_four_devices_equal_one_device():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=0), p4, p1)
 
 
+@_multi
 def test_state_is_replicated_and_batch_sharded():
   mesh = sharding.make_mesh(4)
-  state = sg.create_sharded_state(CFG, HP, jax.random.key(0), mesh)
-  leaf = jax.tree.leaves(state.params)[0]
-  assert leaf.sharding.is_fully_replicated
+  state = _sharded_initial_state()
+  leaves = jax.tree.leaves(state)
+  assert all(x.sharding.is_fully_replicated and len(x.sharding.device_set) == 4 for x in leaves), "state not replicated"
   b = sharding.shard_batch(_batch(0), mesh)
   assert b["x_src"].sharding.spec == jax.sharding.PartitionSpec("data")
   assert len(b["x_src"].addressable_shards) == 4 and b["x_src"].addressable_shards[0].data.shape[0] == 2
