@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The CPU figures of BENCHMARKS.md (issue 9), run on an otherwise idle machine, one measurement at a time.
-# Results: $OUT/*.json (+ the precision check's PNG/Markdown). About 25 minutes on 2 cores.
+# The CPU figures of BENCHMARKS.md (issues 9 and 16), run on an otherwise idle machine, one measurement at a time.
+# Results: $OUT/*.json (+ the precision check's PNG/Markdown). About 35 minutes on 2 cores.
 set -u
 OUT=${OUT:-runs/bench_cpu}; mkdir -p "$OUT"
 PY=${PYTHON:-python}
@@ -33,4 +33,11 @@ for m in stargan_v2 dagan; do
   echo "$(stamp) precision check $m"
   $PY -m benchmarks.precision_check --model "$m" --steps 20 --out "$OUT/precision" 2>&1 | tail -1
 done
+# 5. DaGAN reenactment per frame (issue 16): timed, then op by op.
+echo "$(stamp) inference benchmark vox256"
+$PY -m benchmarks.inference_benchmark --config vox256 --repeats 3 --stargan none --out "$OUT/inference_vox256.json" \
+  2>&1 | tail -1
+echo "$(stamp) reenactment profile vox256"
+$PY -m benchmarks.inference_benchmark --profile --config vox256 --batches 1,4 --repeats 3 \
+  --out "$OUT/reenact_profile_vox256.json" 2>&1 | tail -1
 echo "$(stamp) done"

@@ -46,7 +46,11 @@ _STARGAN = flags.DEFINE_enum("stargan", "tiny", ["none", "tiny", "afhq"], "StarG
                              "synthesis (the CLI's random:<preset>), or none.")
 _STARGAN_BATCH = flags.DEFINE_integer("stargan_batch", 8, "StarGAN v2 images per batch.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the StarGAN v2 torch weights and inputs.")
-_OUT = flags.DEFINE_string("out", None, "Optional JSON file for the results.")
+_OUT = flags.DEFINE_string("out", None, "Optional JSON file for the results (with --profile also a .md beside it).")
+_PROFILE = flags.DEFINE_bool("profile", False, "Instead of timing: profile DaGAN reenactment op by op, JAX (XLA "
+                             "thunks by network stage and kind) against PyTorch (operators and modules), for each "
+                             "of --batches over --repeats calls (benchmarks/reenact_profile.py).")
+_TOP = flags.DEFINE_integer("top", 15, "--profile: rows of the per-op tables.")
 
 
 def machine() -> dict[str, Any]:
@@ -79,9 +83,9 @@ def _frames(size: int, n: int):
   return clip[np.arange(n + 1) % len(clip)]
 
 
-def torch_reenactor(cfg, variables: dict[str, Any]):
+def torch_reenactor(cfg, variables: dict[str, Any], with_modules: bool = False):
   """(prepare(source, initial), animate(state, driving)) of the official demo loop on the reference modules;
-  numpy NHWC in, numpy NHWC out."""
+  numpy NHWC in, numpy NHWC out. ``with_modules``: the reference modules as a third element (for profiling)."""
   import numpy as np
   import torch
 
@@ -118,7 +122,7 @@ def torch_reenactor(cfg, variables: dict[str, Any]):
               source_depth=tile(d_s), driving_depth=d_d)
     return out["prediction"].numpy().transpose(0, 2, 3, 1), d_d.numpy().transpose(0, 2, 3, 1)
 
-  return prepare, animate
+  return (prepare, animate, nets) if with_modules else (prepare, animate)
 
 
 def bench_dagan(config: str, size: int | None, batches: list[int], cli_batch: int, repeats: int, warmup: int,
@@ -233,6 +237,36 @@ def bench_stargan(preset: str, batch: int, repeats: int, warmup: int, use_torch:
   return res
 
 
+def profile(result: dict[str, Any], batches: list[int], use_torch: bool) -> None:
+  """--profile: reenact_profile.run per batch size on the benchmark's weights and frames; prints and writes."""
+  import jax
+  import numpy as np
+
+  from benchmarks import reenact_profile
+  from jaxreenact.inference import loading  # imports jax: keeps this module jax-free
+  loaded = loading.load_dagan(f"random:{_CONFIG.value}")
+  cfg, variables = loaded.config, jax.tree.map(np.asarray, loaded.variables)
+  gen = variables["generator"]["params"]  # attention on (γ 0.5), as in bench_dagan
+  gen["AttnModule"] = dict(gen["AttnModule"], gamma=np.full_like(gen["AttnModule"]["gamma"], 0.5))
+  size = _SIZE.value or (256 if _CONFIG.value == "vox256" else 64)
+  frames = _frames(size, max(batches))
+  result.update(config=_CONFIG.value, size=size, profiles=[])
+  md = []
+  for b in batches:
+    print(f"profiling {b} driving frame(s) per call, {_REPEATS.value} calls per framework...", flush=True)
+    res = reenact_profile.run(cfg, variables, frames, b, _REPEATS.value, torch_reenactor if use_torch else None)
+    result["profiles"].append(res)
+    md.append(reenact_profile.markdown(res, result["machine"], _CONFIG.value, size, _TOP.value))
+    print(md[-1], flush=True)
+  if _OUT.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    with open(_OUT.value, "w", encoding="utf-8") as f:
+      json.dump(result, f, indent=2)
+    with open(os.path.splitext(_OUT.value)[0] + ".md", "w", encoding="utf-8") as f:
+      f.write("\n\n".join(md) + "\n")
+    print(f"results: {_OUT.value} and its .md")
+
+
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -242,6 +276,9 @@ def main(argv) -> None:
     raise app.UsageError(f"--batches={','.join(_BATCHES.value)}: expected integers, e.g. 1,4")
   if min(batches + [_CLI_BATCH.value, _REPEATS.value]) < 1:
     raise app.UsageError("--batches, --cli_batch and --repeats must be positive")
+  if _PROFILE.value:  # XLA's per-thunk trace events; read when jax starts its CPU backend (the first jit below)
+    from benchmarks import reenact_profile
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {reenact_profile.TRACEME_FLAG}".strip()
   compile_cache.setup_from_flags()  # persistent XLA cache (--nocompile_cache: off), before the first jit
   import jax
   jax.config.update("jax_default_matmul_precision", "highest")  # float32 in both frameworks
@@ -252,6 +289,9 @@ def main(argv) -> None:
     torch.backends.cudnn.allow_tf32 = False
   result: dict[str, Any] = {"machine": machine()}
   print("machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()), flush=True)
+  if _PROFILE.value:
+    profile(result, batches, use_torch)
+    return
   result["dagan"] = bench_dagan(_CONFIG.value, _SIZE.value, batches, _CLI_BATCH.value, _REPEATS.value,
                                 _WARMUP.value, use_torch)
   if _STARGAN.value != "none":
