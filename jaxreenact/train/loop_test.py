@@ -64,6 +64,10 @@ def test_resume_continues_the_data_stream(tmp_path, prefetch):
   assert seen == [2 * i + 1 for i in range(9)]  # batches 0..8 exactly once, in order, across the restart
 
 
+def _not_on_resume():
+  raise AssertionError("init_state was called although the run resumes from a checkpoint")
+
+
 def test_resume_logs_each_step_once(tmp_path):
   # The first run logs step 7 and then stops at step 8 (NaN), its last checkpoint being step 6: the resumed run
   # trains steps 7.. again, so the rows the first run wrote past step 6 must go (they appeared twice before).
@@ -73,7 +77,9 @@ def test_resume_logs_each_step_once(tmp_path):
   assert [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")] == list(range(1, 8))
   with open(tmp_path / "metrics.jsonl", "a") as f:
     f.write('{"step": 9, "loss": 0.')  # a row cut short by a kill mid-write
-  summary = loop.run(_task(), workdir=str(tmp_path), total_steps=10, checkpoint_every=3, log_every=1,
+  resumed = _task()
+  resumed.init_state = _not_on_resume  # a resume restores into abstract_state: no fresh state is built
+  summary = loop.run(resumed, workdir=str(tmp_path), total_steps=10, checkpoint_every=3, log_every=1,
                      sample_every=100, writer=_NullWriter(), progress=False)
   assert summary["start_step"] == 6
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
