@@ -101,11 +101,18 @@ class Task:
   notes: dict | None = None  # what the run actually used (weights sources etc.), written to run_notes.json
 
 
+@jax.jit
+def _leaves_finite(leaves: list) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def _all_finite(tree) -> bool:
+  """Whether every floating leaf of ``tree`` is finite. One jit for the run (traced once per tree structure): a
+  fresh ``jax.jit`` per call would re-trace the check at every logged step."""
   leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
   if not leaves:
     return True
-  return bool(jax.device_get(jax.jit(lambda ls: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in ls])))(leaves)))
+  return bool(jax.device_get(_leaves_finite(leaves)))
 
 
 def _summary_writer_class():
