@@ -47,7 +47,8 @@ except ImportError:  # torch is an optional extra; torch-dependent tests importo
 
 
 # The tests that train the tiny StarGAN v2 through launch.train (interrupts, damaged checkpoints, workdir
-# conversion) share one xdist group, so the finished run below is built once per test run.
+# conversion) share one xdist group, so the finished run below is built once per test run; the StarGAN v2 learning
+# test trains the same model in-process, in the same group, so it reads both compiled programs from the cache.
 STARGAN_RUN_GROUP = "stargan_v2_tiny_run"
 STARGAN_RUN_STEPS = 8  # checkpoints at steps 1, 5 and 8 (Orbax saves the first step, then every 5 and the last)
 
