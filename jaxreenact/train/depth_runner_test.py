@@ -8,15 +8,17 @@ import pytest
 from configs import depth as depth_configs
 from jaxreenact.train import loop
 from jaxreenact.train.depth_runner import depth_task, hparams_from_config
+from jaxreenact.train.depth_test import DEPTH_STEP_GROUP, FAST_COMPILE
 
 
+# The preset's one-device step (batch 4) is also depth_test.py's one-device reference: one worker compiles it once.
+@pytest.mark.xdist_group(DEPTH_STEP_GROUP)
 def test_tiny_run_writes_checkpoint_metrics_samples_and_resumes(tmp_path):
   config = depth_configs.get_config("tiny")
   config.num_devices = 1  # one device compiles fastest; 4 devices = 1 device is tested in depth_test.py
-  config.batch_size = 2
-  config.xla_compiler_options = {"xla_backend_optimization_level": 0}  # compile time dominates a 3-step run
+  config.xla_compiler_options = FAST_COMPILE  # compile time dominates a 3-step run
   task = depth_task(config)
-  assert task.name == "depth" and hparams_from_config(config).steps_per_epoch == 40 // 2
+  assert task.name == "depth" and hparams_from_config(config).steps_per_epoch == 40 // config.batch_size
   workdir = str(tmp_path / "run")
   summary = loop.run(task, workdir=workdir, total_steps=2, checkpoint_every=2, log_every=1, sample_every=2,
                      progress=False)

@@ -10,8 +10,12 @@ from jaxreenact.train import depth as dt
 from jaxreenact.train import sharding
 from jaxreenact.train.depth_runner import hparams_from_config
 
-CFG = dt.Config(img_size=64, block="basic", layers=(1, 1, 1, 1), widths=(8, 16, 32, 64), num_ch_dec=(8, 8, 16, 16, 32))
+TINY = depth_configs.get_config("tiny")  # 64 px, ResNet-18 layout with one block per stage, narrow widths
+CFG = dt.Config.from_config(TINY.model)
 FAST_COMPILE = {"xla_backend_optimization_level": 0}  # same HLO, cheaper LLVM codegen: one step per compile here
+# This module's model and hyper-parameters are configs/depth.py's tiny preset at its batch size (4): the one-device
+# step of test_four_devices_match_one_device is the program depth_runner_test's run compiles (same group: compiled once).
+DEPTH_STEP_GROUP = "depth_tiny_step"
 
 
 def test_step_lr_matches_official_epoch_start_stepping():
@@ -67,11 +71,14 @@ def test_batch_validation_names_the_key():
     jax.eval_shape(lambda s: dt.train_step(s, {"frames": _batch(2)["frames"]}, cfg=CFG, hp=hp), state)
 
 
+@pytest.mark.xdist_group(DEPTH_STEP_GROUP)
 def test_four_devices_match_one_device():
   if len(jax.devices()) < 4:
     pytest.skip("needs 4 (fake) devices: XLA_FLAGS=--xla_force_host_platform_device_count=4")
-  hp = dt.HParams(steps_per_epoch=10)
-  batch = _batch(4)
+  hp = hparams_from_config(TINY)  # steps_per_epoch = 40 // 4: the preset's, as depth_runner_test trains it
+  # launch.train's batch: no identity_noise, so each step draws the automasking tie-break noise from its state's key
+  # (threefry is partitionable: the same values on any device count)
+  batch = {k: v for k, v in _batch(TINY.batch_size).items() if k != "identity_noise"}
   mesh4 = sharding.make_mesh(4)
   state4 = dt.create_sharded_state(CFG, hp, jax.random.key(0), mesh4, compiler_options=FAST_COMPILE)
   host = jax.device_get(state4)
