@@ -21,7 +21,6 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxreenact.inference import convert
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -43,6 +42,7 @@ config_flags.DEFINE_config_file("config", None, "Model config file with variant,
 
 def main(argv):
   del argv  # cli.run refuses positional arguments
+  from jaxreenact.inference import convert  # jax and the models load here: --help and flag errors answer at once
   names = ("model", "out", "torch_ckpt", "wing_ckpt", "depth_encoder", "depth_decoder", "to_torch", "orbax_dir",
            "from_workdir", "metadata_json", "config")
   opts = convert.Options(**{name: getattr(FLAGS, name) for name in names})

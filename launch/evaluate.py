@@ -20,14 +20,9 @@ from __future__ import annotations
 import json
 import time
 
-import jax
 from absl import app, flags, logging
 
 from jaxreenact import compile_cache
-from jaxreenact.checkpoint.naming import ConversionError
-from jaxreenact.data.media import VideoWriteError
-from jaxreenact.inference import evaluate
-from jaxreenact.inference.loading import CheckpointError
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -63,6 +58,13 @@ flags.DEFINE_bool("save_videos", True, "DaGAN: write source | driving | predicti
 
 def main(argv):
   del argv  # cli.run refuses positional arguments
+  # jax and the models load here, after flag parsing: --help and flag errors answer at once
+  import jax
+
+  from jaxreenact.checkpoint.naming import ConversionError
+  from jaxreenact.data.media import VideoWriteError
+  from jaxreenact.inference import evaluate
+  from jaxreenact.inference.loading import CheckpointError
   opts = evaluate.Options(
       model=FLAGS.model, checkpoint=FLAGS.checkpoint, out_dir=FLAGS.out_dir, step=FLAGS.step, seed=FLAGS.seed,
       batch_size=FLAGS.batch_size, metrics=tuple(FLAGS.metrics) if FLAGS.metrics else None,

@@ -20,8 +20,6 @@ from __future__ import annotations
 from absl import app, flags
 
 from jaxreenact import compile_cache
-from jaxreenact.data.media import VideoWriteError
-from jaxreenact.inference import reenact_video
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -48,6 +46,9 @@ flags.DEFINE_integer("batch_size", 4, "Driving frames per jitted call.")
 
 def main(argv):
   del argv  # positional arguments are refused by cli.run
+  # jax and the models load here, after flag parsing: --help and flag errors answer at once
+  from jaxreenact.data.media import VideoWriteError
+  from jaxreenact.inference import reenact_video
   names = ("checkpoint", "depth_encoder", "depth_decoder", "step", "source_image", "driving_video", "out", "size",
            "relative", "adapt_scale", "find_best_frame", "best_frame", "crop", "crop_increase", "side_by_side",
            "depth_video", "audio", "max_frames", "batch_size")

@@ -20,10 +20,6 @@ import json
 from absl import app, flags
 
 from jaxreenact import compile_cache
-from jaxreenact.checkpoint.naming import ConversionError
-from jaxreenact.data.media import VideoWriteError
-from jaxreenact.inference import stargan_v2_samples
-from jaxreenact.inference.loading import CheckpointError
 from launch import cli
 
 FLAGS = flags.FLAGS
@@ -48,6 +44,11 @@ flags.DEFINE_integer("batch_size", 8, "Images per jitted call.")
 
 def main(argv):
   del argv  # positional arguments are refused by cli.run
+  # jax and the models load here, after flag parsing: --help and flag errors answer at once
+  from jaxreenact.checkpoint.naming import ConversionError
+  from jaxreenact.data.media import VideoWriteError
+  from jaxreenact.inference import stargan_v2_samples
+  from jaxreenact.inference.loading import CheckpointError
   try:
     psi = tuple(float(p) for p in FLAGS.psi)
   except ValueError:
