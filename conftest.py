@@ -29,6 +29,14 @@ if os.environ["JAXREENACT_COMPILE_CACHE"].lower() not in ("off", "0", "false", "
   compile_cache.enable(os.environ["JAXREENACT_COMPILE_CACHE"])
 
 
+def pytest_collection_modifyitems(config, items):
+  """Slow tests first (a stable sort: the rest keep their order). xdist's loadgroup hands out its work units in
+  collection order after the multi-test groups (largest first), so a minute-long test collected last would run
+  alone at the end while the other worker idles; started first, the short tests fill in around it. Grouped tests
+  keep their place: their order inside a group is the one their fixtures and caches assume."""
+  items.sort(key=lambda it: 0 if it.get_closest_marker("slow") and not it.get_closest_marker("xdist_group") else 1)
+
+
 def pytest_sessionfinish(session, exitstatus):
   if os.environ.get("JAXREENACT_COMPILE_CACHE") == _CACHE:  # only the process that named it cleans up
     shutil.rmtree(_CACHE, ignore_errors=True)

@@ -20,6 +20,7 @@ def _positive(x) -> bool:
   return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow
 def test_tiny_smoke_run_writes_the_figures_and_outputs_agree(tmp_path):
   out = tmp_path / "inference.json"
   env = dict(os.environ, JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1",  # one torch thread: faster on shared cores

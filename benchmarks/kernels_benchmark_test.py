@@ -4,10 +4,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = ("grid_sample_dense_motion", "grid_sample_deform_input", "grid_sample_equivariance", "attention")
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_complete_json_and_all_implementations_agree(tmp_path):
   out = tmp_path / "kernels.json"
   env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -74,7 +77,6 @@ def test_every_grid_sample_variant_matches_torch_independently():
   """Checked here, not by the benchmark's own bookkeeping: each registered JAX variant (and both attention paths)
   against torch's F.grid_sample / bmm-softmax on random inputs with out-of-range coordinates. In a subprocess: the
   benchmark module defines absl flags at import, which would clash with other CLI modules in this worker."""
-  import pytest
   pytest.importorskip("torch")
   p = subprocess.run([sys.executable, "-c", _INDEPENDENT_CHECK], cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"),
                      capture_output=True, text=True, timeout=300)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,6 +23,7 @@ def _check_tracks(res):
     assert res["first_update_unchanged_fraction"]["bf16"][m] <= res["first_update_unchanged_fraction"]["fp32"][m] + 1e-3
 
 
+@pytest.mark.slow
 def test_dagan_bf16_tracks_fp32_via_the_cli(tmp_path):
   """DaGAN: the model whose keypoint Jacobians make bf16 delicate (StarGAN v2's bf16 step runs in
   launch/benchmark_test.py; its 20-step comparison is in BENCHMARKS.md)."""

@@ -40,6 +40,7 @@ def test_hlo_instructions_and_stages():
   assert rp.stage_of("jit(f)/G/G._encode_and_warp/dense_motion_network/hourglass/mul") == "G/dense_motion_network"
 
 
+@pytest.mark.slow
 def test_tiny_profile_through_the_benchmark_cli(tmp_path):
   pytest.importorskip("torch")
   out = tmp_path / "prof.json"

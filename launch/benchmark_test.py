@@ -9,6 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,precision", [("stargan_v2", "bf16"), ("dagan", "fp32")])
 def test_benchmark_writes_the_comparison(tmp_path, model, precision):
   """Both models, both precisions between them (DaGAN's bf16 step runs in benchmarks/precision_check_test.py)."""

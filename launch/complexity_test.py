@@ -36,6 +36,7 @@ def test_missing_out_is_a_usage_error():
   assert "--out" in out.stderr
 
 
+@pytest.mark.slow
 def test_tiny_report_for_both_models(tmp_path):
   pytest.importorskip("torch")
   pytest.importorskip("deepspeed")

@@ -23,6 +23,7 @@ def _run(*args):
                         timeout=600, env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
+@pytest.mark.slow
 def test_cli_round_trip_reproduces_reference_keypoints_and_depth(tmp_path):
   from jaxreenact.train.dagan_runner import model_config
   from configs import dagan as dcfg

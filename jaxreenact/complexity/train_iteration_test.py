@@ -34,6 +34,7 @@ def _report_costs(model: str, batch: int) -> dict:
   return rec["xla_lowered"]  # the cost analysis of the iteration the report lowered, as it reports it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["stargan_v2", "dagan"])
 def test_report_iteration_is_the_training_step(model):
   config = importlib.import_module(f"configs.{model}").get_config("tiny")
